@@ -1,0 +1,27 @@
+package io.kiln.protocol.cluster;
+
+import io.kiln.protocol.proto.TaskAssignment;
+import io.kiln.protocol.proto.TaskReport;
+import io.kiln.protocol.proto.WorkerInfo;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.receptionist.ServiceKey;
+
+/**
+ * The worker gateway: everything the control plane may tell a worker agent. Each record crosses
+ * nodes, so each has a wire form in {@code cluster.proto} (see {@link KilnSerializer}).
+ */
+public sealed interface WorkerCommand extends KilnWireMessage
+    permits WorkerCommand.DescribeWorker, WorkerCommand.StartTask, WorkerCommand.StopTask {
+
+  /** Worker agents register under this key; the scheduler discovers them through the receptionist. */
+  ServiceKey<WorkerCommand> SERVICE_KEY = ServiceKey.create(WorkerCommand.class, "kiln-worker");
+
+  /** Ask for the worker's id, resources and running tasks. */
+  record DescribeWorker(ActorRef<WorkerInfo> replyTo) implements WorkerCommand {}
+
+  /** Run one rank of a job; every report about it goes to {@code reportTo}. */
+  record StartTask(TaskAssignment assignment, ActorRef<TaskReport> reportTo) implements WorkerCommand {}
+
+  /** Stop a running task; the task answers with a TaskFailed report carrying the reason. */
+  record StopTask(String jobId, String taskId, String reason) implements WorkerCommand {}
+}
