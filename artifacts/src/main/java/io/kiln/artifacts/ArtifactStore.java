@@ -44,7 +44,7 @@ public interface ArtifactStore {
   Path localPath(URI uri) throws IOException;
 
   /** Opens the store that serves URIs under {@code root} (e.g. {@code file:/var/kiln/artifacts}). */
-  static ArtifactStore open(URI root) {
+  static ArtifactStore forRoot(URI root) {
     String scheme = root.getScheme();
     if (scheme == null || scheme.equals("file")) return new LocalArtifactStore(Path.of(root.getPath()));
     throw new IllegalArgumentException("unsupported artifact store URI scheme '" + scheme + "' in " + root

@@ -14,7 +14,7 @@ class LocalArtifactStoreTest {
 
   @Test
   void putReadListAndUpload() throws Exception {
-    ArtifactStore store = ArtifactStore.open(dir.toUri());
+    ArtifactStore store = ArtifactStore.forRoot(dir.toUri());
     URI a = store.uri("jobs/j1/model/model.params");
     store.put(a, "weights".getBytes(StandardCharsets.UTF_8));
     assertTrue(store.exists(a));
@@ -29,10 +29,10 @@ class LocalArtifactStoreTest {
 
   @Test
   void rejectsKeysAndUrisOutsideTheStore() {
-    ArtifactStore store = ArtifactStore.open(dir.resolve("store").toUri());
+    ArtifactStore store = ArtifactStore.forRoot(dir.resolve("store").toUri());
     assertThrows(IllegalArgumentException.class, () -> store.uri("../escape"));
     assertThrows(IllegalArgumentException.class, () -> store.read(URI.create("file:/etc/passwd")));
-    assertThrows(IllegalArgumentException.class, () -> ArtifactStore.open(URI.create("gs://bucket/x")));
+    assertThrows(IllegalArgumentException.class, () -> ArtifactStore.forRoot(URI.create("gs://bucket/x")));
     assertFalse(store.exists(store.uri("nothing/here")));
   }
 }
