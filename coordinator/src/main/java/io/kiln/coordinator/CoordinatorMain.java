@@ -1,0 +1,96 @@
+package io.kiln.coordinator;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import io.kiln.coordinator.api.ApiRoutes;
+import io.kiln.coordinator.api.ApiToken;
+import io.kiln.coordinator.jobs.JobManager;
+import io.kiln.coordinator.telemetry.JobTelemetry;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.apache.pekko.actor.typed.ActorRef;
+import org.apache.pekko.actor.typed.ActorSystem;
+import org.apache.pekko.actor.typed.javadsl.Adapter;
+import org.apache.pekko.actor.typed.javadsl.Behaviors;
+import org.apache.pekko.cluster.typed.ClusterSingleton;
+import org.apache.pekko.cluster.typed.ClusterSingletonSettings;
+import org.apache.pekko.cluster.typed.SingletonActor;
+import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.http.javadsl.ServerBinding;
+import org.apache.pekko.persistence.jdbc.query.javadsl.JdbcReadJournal;
+import org.apache.pekko.persistence.jdbc.testkit.javadsl.SchemaUtils;
+import org.apache.pekko.persistence.query.PersistenceQuery;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Starts a coordinator node: the journal, the job manager (a cluster singleton on the
+ * {@code coordinator} role) and the REST API. When the API answers it writes
+ * {@code <data-dir>/coordinator.json} so that the CLI finds it.
+ */
+public final class CoordinatorMain {
+  private static final Logger log = LoggerFactory.getLogger(CoordinatorMain.class);
+
+  public static void main(String[] args) throws Exception {
+    Config base = ConfigFactory.load();
+    Config config = JournalSettings.overlay(base).withFallback(base);
+    Path dataDir = Path.of(config.getString("kiln.data-dir")).toAbsolutePath();
+    Files.createDirectories(dataDir);
+    ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), "kiln", config);
+    try {
+      start(system, config, dataDir);
+    } catch (Exception e) {
+      log.error("coordinator failed to start: {}", e.getMessage(), e);
+      system.terminate();
+      system.getWhenTerminated().toCompletableFuture().get(10, TimeUnit.SECONDS);
+      System.exit(1);
+    }
+  }
+
+  static void start(ActorSystem<Void> system, Config config, Path dataDir) throws Exception {
+    log.info("journal: {}", JournalSettings.describe(config));
+    SchemaUtils.createIfNotExists(system).toCompletableFuture().get(30, TimeUnit.SECONDS);
+    ApiToken token = ApiToken.loadOrCreate(dataDir);
+    JobTelemetry telemetry = new JobTelemetry(dataDir.resolve("job-logs"));
+
+    String artifactsRoot = config.getString("kiln.artifacts.root");
+    if (!artifactsRoot.endsWith("/")) artifactsRoot = artifactsRoot + "/";
+    // Normalise to an absolute URI (file:/x/ rather than file:x/) so workers and users see one form.
+    artifactsRoot = URI.create(artifactsRoot).normalize().toString();
+    JobManager.Settings settings = new JobManager.Settings(artifactsRoot,
+        config.getDuration("kiln.jobs.progress-checkpoint-interval"), config.getDuration("kiln.jobs.stop-timeout"));
+    JdbcReadJournal readJournal = PersistenceQuery.get(Adapter.toClassic(system))
+        .getReadJournalFor(JdbcReadJournal.class, JdbcReadJournal.Identifier());
+    ActorRef<JobManager.Command> jobs = ClusterSingleton.get(system).init(
+        SingletonActor.of(JobManager.create(readJournal::currentPersistenceIds, telemetry, settings), "job-manager")
+            .withSettings(ClusterSingletonSettings.create(system).withRole("coordinator")));
+
+    Duration askTimeout = config.getDuration("kiln.api.ask-timeout");
+    ApiRoutes routes = new ApiRoutes(system, jobs, telemetry, token, askTimeout);
+    String host = config.getString("kiln.api.host");
+    int port = config.getInt("kiln.api.port");
+    ServerBinding binding = Http.get(system).newServerAt(host, port).bind(routes.routes())
+        .toCompletableFuture().get(30, TimeUnit.SECONDS);
+    String apiUrl = "http://" + host + ":" + binding.localAddress().getPort();
+    log.info("Kiln API listening on {} (data dir {})", apiUrl, dataDir);
+
+    Path info = dataDir.resolve("coordinator.json");
+    Path tmp = Files.createTempFile(dataDir, ".coordinator", ".json");
+    Files.writeString(tmp, new ObjectMapper().writeValueAsString(Map.of(
+        "apiUrl", apiUrl, "pid", ProcessHandle.current().pid(),
+        "clusterPort", config.getInt("kiln.cluster.port"))));
+    Files.move(tmp, info, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    system.getWhenTerminated().thenRun(() -> {
+      try {
+        Files.deleteIfExists(info);
+      } catch (Exception ignored) {
+        // best effort: a stale file only points the CLI at a dead URL, which it reports
+      }
+    });
+  }
+}

@@ -1,0 +1,160 @@
+package io.kiln.coordinator.api;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.util.JsonFormat;
+import io.kiln.protocol.proto.JobSpec;
+import io.kiln.protocol.proto.Resources;
+import java.net.URI;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * Parses and validates job specs from JSON (the protobuf JSON mapping of {@link JobSpec}), filling
+ * in defaults. Every problem is reported at once, one detail per field, so a user fixes a spec in
+ * one round.
+ */
+public final class JobSpecs {
+  /** Model definitions and algorithms a worker can run; extend as algorithms are added. */
+  public static final Set<String> KNOWN_ALGORITHMS = Set.of("mlp", "cnn");
+  private static final Set<String> COLLECTIVES = Set.of("auto", "ring", "nccl");
+  private static final Pattern NAME = Pattern.compile("[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?");
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  private JobSpecs() {}
+
+  public static JobSpec parse(String json) throws InvalidSpecException {
+    JsonNode tree;
+    try {
+      tree = JSON.readTree(json);
+    } catch (JsonProcessingException e) {
+      throw new InvalidSpecException("malformed JSON", List.of(e.getOriginalMessage()));
+    }
+    if (tree == null || !tree.isObject()) throw new InvalidSpecException("the job spec must be a JSON object", List.of());
+    List<String> details = new ArrayList<>();
+    stringifyValues((ObjectNode) tree, "hyperparameters", details);
+    stringifyValues((ObjectNode) tree, "channels", details);
+    if (!details.isEmpty()) throw new InvalidSpecException("invalid job spec", details);
+    JobSpec.Builder b = JobSpec.newBuilder();
+    try {
+      JsonFormat.parser().merge(tree.toString(), b);
+    } catch (InvalidProtocolBufferException e) {
+      throw new InvalidSpecException("invalid job spec", List.of(cleanProtobufMessage(e.getMessage())));
+    }
+    return validate(b.build());
+  }
+
+  /** Checks a spec and returns it with defaults filled in. */
+  public static JobSpec validate(JobSpec spec) throws InvalidSpecException {
+    List<String> d = new ArrayList<>();
+    if (spec.getName().isEmpty()) d.add("name: required");
+    else if (!NAME.matcher(spec.getName()).matches()) d.add("name: '" + spec.getName() + "' must be 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit");
+    if (spec.getAlgorithm().isEmpty()) d.add("algorithm: required (one of " + known() + ")");
+    else if (!KNOWN_ALGORITHMS.contains(spec.getAlgorithm())) d.add("algorithm: unknown '" + spec.getAlgorithm() + "' (known: " + known() + ")");
+    if (!spec.getChannelsMap().containsKey("train")) d.add("channels.train: required (a directory path or file: URI)");
+    for (Map.Entry<String, String> c : spec.getChannelsMap().entrySet()) {
+      String problem = uriProblem(c.getValue());
+      if (problem != null) d.add("channels." + c.getKey() + ": " + problem);
+    }
+    Map<String, String> hp = spec.getHyperparametersMap();
+    intParam(hp, "epochs", 1, 1000, d);
+    intParam(hp, "batch_size", 1, 65536, d);
+    intParam(hp, "seed", Integer.MIN_VALUE, Integer.MAX_VALUE, d);
+    positiveDouble(hp, "learning_rate", d);
+    if (hp.containsKey("momentum")) {
+      Double m = parseDouble(hp.get("momentum"));
+      if (m == null || m < 0 || m >= 1) d.add("hyperparameters.momentum: '" + hp.get("momentum") + "' must be a number in [0, 1)");
+    }
+    if (hp.containsKey("hidden") && !hp.get("hidden").matches("\\s*[1-9]\\d{0,5}(\\s*,\\s*[1-9]\\d{0,5})*\\s*")) {
+      d.add("hyperparameters.hidden: '" + hp.get("hidden") + "' must be comma-separated positive layer sizes, e.g. 256,128");
+    }
+    Resources r = spec.getResources();
+    if (r.getWorkers() < 0 || r.getWorkers() > 64) d.add("resources.workers: " + r.getWorkers() + " must be between 1 and 64");
+    if (r.getCpusPerWorker() < 0) d.add("resources.cpusPerWorker: must not be negative");
+    if (r.getGpusPerWorker() < 0) d.add("resources.gpusPerWorker: must not be negative");
+    if (r.getMemoryMbPerWorker() < 0) d.add("resources.memoryMbPerWorker: must not be negative");
+    if (!r.getCollective().isEmpty() && !COLLECTIVES.contains(r.getCollective())) {
+      d.add("resources.collective: '" + r.getCollective() + "' must be one of auto, ring, nccl");
+    }
+    if (r.getMinWorkers() < 0 || r.getMaxWorkers() < 0 || (r.getMaxWorkers() > 0 && r.getMinWorkers() > r.getMaxWorkers())) {
+      d.add("resources.minWorkers/maxWorkers: need 0 <= minWorkers <= maxWorkers");
+    }
+    if (spec.getStopping().getMaxRuntimeSeconds() < 0) d.add("stopping.maxRuntimeSeconds: must not be negative");
+    if (spec.getStopping().getMaxSteps() < 0) d.add("stopping.maxSteps: must not be negative");
+    if (spec.getCheckpoint().getEverySteps() < 0) d.add("checkpoint.everySteps: must not be negative");
+    if (!spec.getOutputUri().isEmpty() && uriProblem(spec.getOutputUri()) != null) d.add("outputUri: " + uriProblem(spec.getOutputUri()));
+    if (!d.isEmpty()) throw new InvalidSpecException("invalid job spec", d);
+
+    Resources.Builder rb = r.toBuilder()
+        .setWorkers(Math.max(1, r.getWorkers()))
+        .setCpusPerWorker(Math.max(1, r.getCpusPerWorker()));
+    if (rb.getCollective().isEmpty()) rb.setCollective("auto");
+    return spec.toBuilder().setResources(rb).build();
+  }
+
+  private static String uriProblem(String value) {
+    if (value.isBlank()) return "empty";
+    if (value.startsWith("/")) return null;
+    try {
+      URI u = new URI(value);
+      if ("file".equals(u.getScheme()) && u.getPath() != null && u.getPath().startsWith("/")) return null;
+      return "'" + value + "' must be an absolute path or a file: URI (other schemes come with S3 support)";
+    } catch (Exception e) {
+      return "'" + value + "' is not a valid URI";
+    }
+  }
+
+  private static void stringifyValues(ObjectNode root, String field, List<String> details) {
+    JsonNode n = root.get(field);
+    if (n == null || n.isNull()) return;
+    if (!n.isObject()) {
+      details.add(field + ": must be an object of name: value pairs");
+      return;
+    }
+    ObjectNode o = (ObjectNode) n;
+    for (Iterator<Map.Entry<String, JsonNode>> it = o.fields(); it.hasNext(); ) {
+      Map.Entry<String, JsonNode> e = it.next();
+      if (e.getValue().isValueNode() && !e.getValue().isNull()) o.put(e.getKey(), e.getValue().asText());
+      else details.add(field + "." + e.getKey() + ": must be a string or a number");
+    }
+  }
+
+  private static void intParam(Map<String, String> hp, String name, int min, int max, List<String> d) {
+    if (!hp.containsKey(name)) return;
+    try {
+      long v = Long.parseLong(hp.get(name).trim());
+      if (v < min || v > max) d.add("hyperparameters." + name + ": " + v + " must be between " + min + " and " + max);
+    } catch (NumberFormatException e) {
+      d.add("hyperparameters." + name + ": '" + hp.get(name) + "' is not an integer");
+    }
+  }
+
+  private static void positiveDouble(Map<String, String> hp, String name, List<String> d) {
+    if (!hp.containsKey(name)) return;
+    Double v = parseDouble(hp.get(name));
+    if (v == null || !(v > 0) || v.isInfinite()) d.add("hyperparameters." + name + ": '" + hp.get(name) + "' must be a positive number");
+  }
+
+  private static Double parseDouble(String s) {
+    try {
+      return Double.parseDouble(s.trim());
+    } catch (NumberFormatException e) {
+      return null;
+    }
+  }
+
+  private static String cleanProtobufMessage(String m) {
+    return m == null ? "unreadable spec" : m.replace("kiln.v1.", "");
+  }
+
+  private static String known() {
+    return String.join(", ", KNOWN_ALGORITHMS.stream().sorted().toList());
+  }
+}
