@@ -37,7 +37,8 @@ public final class CoordinatorMain {
   private static final Logger log = LoggerFactory.getLogger(CoordinatorMain.class);
 
   public static void main(String[] args) throws Exception {
-    Config base = ConfigFactory.load();
+    // The process is the node: when the node leaves the cluster (downed, or shut down), exit.
+    Config base = ConfigFactory.parseString("pekko.coordinated-shutdown.exit-jvm = on").withFallback(ConfigFactory.load());
     Config config = JournalSettings.overlay(base).withFallback(base);
     Path dataDir = Path.of(config.getString("kiln.data-dir")).toAbsolutePath();
     Files.createDirectories(dataDir);
