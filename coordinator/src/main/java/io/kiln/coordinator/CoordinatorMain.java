@@ -36,24 +36,42 @@ import org.slf4j.LoggerFactory;
 public final class CoordinatorMain {
   private static final Logger log = LoggerFactory.getLogger(CoordinatorMain.class);
 
+  /** A started coordinator: its actor system and the URL its API answers on. */
+  public record Running(ActorSystem<Void> system, String apiUrl, Path dataDir) {}
+
   public static void main(String[] args) throws Exception {
     // The process is the node: when the node leaves the cluster (downed, or shut down), exit.
-    Config base = ConfigFactory.parseString("pekko.coordinated-shutdown.exit-jvm = on").withFallback(ConfigFactory.load());
+    Config overrides = ConfigFactory.parseString("pekko.coordinated-shutdown.exit-jvm = on");
+    try {
+      launch(overrides);
+    } catch (Exception e) {
+      log.error("coordinator failed to start: {}", e.getMessage(), e);
+      System.exit(1);
+    }
+  }
+
+  /** Starts a coordinator with {@code overrides} on top of system properties and reference.conf. */
+  public static Running launch(Config overrides) throws Exception {
+    ConfigFactory.invalidateCaches();
+    // Unresolved reference.conf, so that overrides of kiln.data-dir reach the paths derived from it.
+    Config base = overrides.withFallback(ConfigFactory.systemProperties())
+        .withFallback(ConfigFactory.defaultApplication())
+        .withFallback(ConfigFactory.defaultReferenceUnresolved())
+        .resolve();
     Config config = JournalSettings.overlay(base).withFallback(base);
     Path dataDir = Path.of(config.getString("kiln.data-dir")).toAbsolutePath();
     Files.createDirectories(dataDir);
     ActorSystem<Void> system = ActorSystem.create(Behaviors.empty(), "kiln", config);
     try {
-      start(system, config, dataDir);
+      return new Running(system, start(system, config, dataDir), dataDir);
     } catch (Exception e) {
-      log.error("coordinator failed to start: {}", e.getMessage(), e);
       system.terminate();
       system.getWhenTerminated().toCompletableFuture().get(10, TimeUnit.SECONDS);
-      System.exit(1);
+      throw e;
     }
   }
 
-  static void start(ActorSystem<Void> system, Config config, Path dataDir) throws Exception {
+  private static String start(ActorSystem<Void> system, Config config, Path dataDir) throws Exception {
     log.info("journal: {}", JournalSettings.describe(config));
     SchemaUtils.createIfNotExists(system).toCompletableFuture().get(30, TimeUnit.SECONDS);
     ApiToken token = ApiToken.loadOrCreate(dataDir);
@@ -93,5 +111,6 @@ public final class CoordinatorMain {
         // best effort: a stale file only points the CLI at a dead URL, which it reports
       }
     });
+    return apiUrl;
   }
 }
