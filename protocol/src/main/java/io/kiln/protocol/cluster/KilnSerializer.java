@@ -4,6 +4,7 @@ import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import com.google.protobuf.Parser;
 import io.kiln.protocol.proto.DescribeWorkerWire;
+import io.kiln.protocol.proto.FormGroupWire;
 import io.kiln.protocol.proto.StartTaskWire;
 import io.kiln.protocol.proto.StopTaskWire;
 import io.kiln.protocol.proto.TaskReport;
@@ -76,6 +77,8 @@ public final class KilnSerializer extends SerializerWithStringManifest {
           .setAssignment(s.assignment()).setReportTo(r.toSerializationFormat(s.reportTo())));
     } else if (command instanceof WorkerCommand.StopTask s) {
       b.setStop(StopTaskWire.newBuilder().setJobId(s.jobId()).setTaskId(s.taskId()).setReason(s.reason()));
+    } else if (command instanceof WorkerCommand.FormGroup g) {
+      b.setFormGroup(FormGroupWire.newBuilder().setJobId(g.jobId()).setTaskId(g.taskId()).setGroup(g.group()));
     }
     return b.build();
   }
@@ -87,6 +90,8 @@ public final class KilnSerializer extends SerializerWithStringManifest {
       case START -> new WorkerCommand.StartTask(e.getStart().getAssignment(),
           r.<TaskReport>resolveActorRef(e.getStart().getReportTo()));
       case STOP -> new WorkerCommand.StopTask(e.getStop().getJobId(), e.getStop().getTaskId(), e.getStop().getReason());
+      case FORM_GROUP -> new WorkerCommand.FormGroup(e.getFormGroup().getJobId(), e.getFormGroup().getTaskId(),
+          e.getFormGroup().getGroup());
       case KIND_NOT_SET -> throw new NotSerializableException("WorkerCommandEnvelope without a command");
     };
   }

@@ -11,7 +11,7 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * nodes, so each has a wire form in {@code cluster.proto} (see {@link KilnSerializer}).
  */
 public sealed interface WorkerCommand extends KilnWireMessage
-    permits WorkerCommand.DescribeWorker, WorkerCommand.StartTask, WorkerCommand.StopTask {
+    permits WorkerCommand.DescribeWorker, WorkerCommand.StartTask, WorkerCommand.StopTask, WorkerCommand.FormGroup {
 
   /** Worker agents register under this key; the scheduler discovers them through the receptionist. */
   ServiceKey<WorkerCommand> SERVICE_KEY = ServiceKey.create(WorkerCommand.class, "kiln-worker");
@@ -24,4 +24,10 @@ public sealed interface WorkerCommand extends KilnWireMessage
 
   /** Stop a running task; the task answers with a TaskFailed report carrying the reason. */
   record StopTask(String jobId, String taskId, String reason) implements WorkerCommand {}
+
+  /**
+   * The group of a distributed job is complete: every rank's data-plane address (and, for NCCL,
+   * rank 0's unique id). Sent to each rank after all of them reported a TaskRendezvous.
+   */
+  record FormGroup(String jobId, String taskId, io.kiln.protocol.proto.GroupSpec group) implements WorkerCommand {}
 }
