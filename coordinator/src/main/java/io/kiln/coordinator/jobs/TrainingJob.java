@@ -5,7 +5,9 @@ import io.kiln.coordinator.telemetry.JobTelemetry;
 import io.kiln.protocol.cluster.WorkerCommand;
 import io.kiln.protocol.proto.JobCompleted;
 import io.kiln.protocol.proto.JobEvent;
+import io.kiln.protocol.proto.GroupSpec;
 import io.kiln.protocol.proto.JobFailed;
+import io.kiln.protocol.proto.JobGroupFormed;
 import io.kiln.protocol.proto.JobProgressCheckpointed;
 import io.kiln.protocol.proto.JobScheduled;
 import io.kiln.protocol.proto.JobSpec;
@@ -15,6 +17,7 @@ import io.kiln.protocol.proto.JobStopped;
 import io.kiln.protocol.proto.JobSubmitted;
 import io.kiln.protocol.proto.Progress;
 import io.kiln.protocol.proto.TaskAssignment;
+import io.kiln.protocol.proto.TaskRendezvous;
 import io.kiln.protocol.proto.TaskReport;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -87,6 +90,8 @@ public final class TrainingJob
   private final ActorRef<Scheduler.JobNotice> noticeAdapter;
   /** Worker agents of the current placement; not persisted (refs die with the coordinator). */
   private final Map<String, ActorRef<WorkerCommand>> workerRefs = new HashMap<>();
+  /** Ranks of a distributed job that are listening on their data plane, by rank. */
+  private final Map<Integer, TaskRendezvous> rendezvous = new HashMap<>();
 
   private TrainingJob(String jobId, Dependencies deps, ActorContext<Command> ctx, TimerScheduler<Command> timers) {
     super(persistenceId(jobId));
@@ -190,6 +195,8 @@ public final class TrainingJob
             .thenRun(this::changed).thenNoReply();
       case PROGRESS:
         return onProgress(s, r.getProgress());
+      case RENDEZVOUS:
+        return onRendezvous(s, r.getRendezvous());
       case COMPLETED:
         if (s.status() == JobStatus.Stopping) return stopped(s, "stopped by user after training finished");
         if (r.getCompleted().getModelUri().isEmpty()) return Effect().noReply(); // a non-zero rank: rank 0 has the model
@@ -212,6 +219,31 @@ public final class TrainingJob
     if (!epochEnd && !due) return Effect().noReply();
     if (s.lastCheckpoint() != null && s.lastCheckpoint().getStep() == p.getStep()) return Effect().noReply();
     return Effect().persist(event().setProgress(JobProgressCheckpointed.newBuilder().setProgress(p).setEpochEnd(epochEnd)).build())
+        .thenNoReply();
+  }
+
+  /** Once every rank listens on its data plane, the group is formed and each rank told its peers. */
+  private ReplyEffect<JobEvent, JobState> onRendezvous(JobState s, TaskRendezvous r) {
+    if (s.status() != JobStatus.Scheduled && s.status() != JobStatus.Running) return Effect().noReply();
+    rendezvous.put(r.getRank(), r);
+    int world = s.taskIds().size();
+    if (rendezvous.size() < world) return Effect().noReply();
+    // Every rank must use the same backend: NCCL only when all ranks could load it.
+    boolean allNccl = rendezvous.values().stream().allMatch(x -> x.getBackend().equals("nccl"));
+    GroupSpec.Builder g = GroupSpec.newBuilder().setGeneration(s.generation() + 1).setBackend(allNccl ? "nccl" : "ring");
+    for (int rank = 0; rank < world; rank++) g.addDataAddresses(rendezvous.get(rank).getDataAddress());
+    if (allNccl) g.setNcclUniqueId(rendezvous.get(0).getNcclUniqueId());
+    GroupSpec group = g.build();
+    rendezvous.clear();
+    return Effect().persist(event().setGroupFormed(JobGroupFormed.newBuilder().setGroup(group).addAllWorkerIds(s.workerIds())).build())
+        .thenRun(ns -> {
+          for (int rank = 0; rank < world; rank++) {
+            ActorRef<WorkerCommand> w = workerRefs.get(ns.workerIds().get(rank));
+            if (w != null) w.tell(new WorkerCommand.FormGroup(jobId, ns.taskIds().get(rank), group));
+          }
+          deps.telemetry().controlLog(jobId, "INFO", "group generation " + group.getGeneration() + " formed: "
+              + world + " ranks, " + group.getBackend() + " backend, " + String.join(" ", group.getDataAddressesList()));
+        })
         .thenNoReply();
   }
 

@@ -102,6 +102,35 @@ class TrainingJobTest {
   }
 
   @Test
+  void distributedJobFormsItsGroupOnceEveryRankListens() {
+    TestProbe<WorkerCommand> worker2 = kit.createTestProbe();
+    JobSpec two = SPEC.toBuilder().setResources(io.kiln.protocol.proto.Resources.newBuilder().setWorkers(2)).build();
+    job.<StatusReply<JobState>>runCommand(replyTo -> new TrainingJob.Submit(two, "alice", replyTo));
+    var req = scheduler.expectMessageClass(Scheduler.RequestPlacement.class);
+    req.replyTo().tell(new Scheduler.Placed(List.of(new Scheduler.Assignment("worker-1", worker.ref()),
+        new Scheduler.Assignment("worker-2", worker2.ref()))));
+    var s0 = worker.expectMessageClass(WorkerCommand.StartTask.class);
+    var s1 = worker2.expectMessageClass(WorkerCommand.StartTask.class);
+    assertEquals(1, s1.assignment().getRank());
+    assertEquals(2, s1.assignment().getWorldSize());
+    // rank 1 first: nothing happens until rank 0 is there too
+    s1.reportTo().tell(TaskReport.newBuilder().setJobId("job-1").setTaskId("job-1-r1").setWorkerId("worker-2")
+        .setRendezvous(io.kiln.protocol.proto.TaskRendezvous.newBuilder().setRank(1).setDataAddress("127.0.0.1:2002").setBackend("ring")).build());
+    worker2.expectNoMessage(Duration.ofMillis(200));
+    s0.reportTo().tell(TaskReport.newBuilder().setJobId("job-1").setTaskId("job-1-r0").setWorkerId("worker-1")
+        .setRendezvous(io.kiln.protocol.proto.TaskRendezvous.newBuilder().setRank(0).setDataAddress("127.0.0.1:2001").setBackend("nccl")).build());
+    var g0 = worker.expectMessageClass(WorkerCommand.FormGroup.class);
+    var g1 = worker2.expectMessageClass(WorkerCommand.FormGroup.class);
+    assertEquals("job-1-r0", g0.taskId());
+    assertEquals("job-1-r1", g1.taskId());
+    assertEquals(List.of("127.0.0.1:2001", "127.0.0.1:2002"), g1.group().getDataAddressesList());
+    assertEquals("ring", g1.group().getBackend(), "mixed backends fall back to the ring");
+    assertEquals(1, g1.group().getGeneration());
+    assertEquals(1, job.getState().generation());
+    assertEquals("GroupFormed", job.getState().history().get(job.getState().history().size() - 1).event());
+  }
+
+  @Test
   void taskFailureFailsTheJobWithTheReason() {
     WorkerCommand.StartTask start = submitAndPlace();
     start.reportTo().tell(report("f").setFailed(TaskFailed.newBuilder().setReason("cannot read /data/train-images-idx3-ubyte.gz")).build());
