@@ -1,0 +1,112 @@
+package io.kiln.cli;
+
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.kiln.cli.spec.JobSpecs;
+import io.kiln.sdk.JobView;
+import io.kiln.sdk.KilnClient;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** {@code kiln train}: submit a job from a YAML file and/or flags, then follow it. */
+@Command(name = "train", mixinStandardHelpOptions = true,
+        description = {"Submit a training job and follow it with a progress bar.",
+                "The job comes from a YAML file of the JobSpec shape (docs/api.md) and/or flags; flags override the file."},
+        footer = {"", "Examples:",
+                "  kiln train -f deploy/local/demo-job.yaml",
+                "  kiln train -f job.yaml --epochs 3 --hp learning_rate=0.1 --workers 2",
+                "  kiln train --name fmnist --algorithm mlp --channel train=/usr/share/datasets/fashion-mnist --detach"})
+public final class TrainCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Mixin
+    ApiOptions api;
+
+    @Option(names = {"-f", "--file"}, paramLabel = "FILE", description = "Job file (YAML or JSON, JobSpec shape).")
+    Path file;
+
+    @Option(names = "--name", description = "Job name: [a-z0-9-], at most 63 chars.")
+    String name;
+
+    @Option(names = "--algorithm", description = "Model definition: mlp or cnn.")
+    String algorithm;
+
+    @Option(names = "--channel", paramLabel = "NAME=URI",
+            description = "Input channel, e.g. train=/usr/share/datasets/fashion-mnist (repeatable). "
+                    + "Relative paths are made absolute.")
+    List<String> channels;
+
+    @Option(names = "--hp", paramLabel = "KEY=VALUE", description = "Hyperparameter (repeatable), e.g. learning_rate=0.05.")
+    List<String> hyperparameters;
+
+    @Option(names = "--workers", paramLabel = "N", description = "Data-parallel workers (resources.workers).")
+    Integer workers;
+
+    @Option(names = "--epochs", paramLabel = "N", description = "Hyperparameter epochs.")
+    Integer epochs;
+
+    @Option(names = "--batch-size", paramLabel = "N", description = "Hyperparameter batch_size.")
+    Integer batchSize;
+
+    @Option(names = "--output-uri", paramLabel = "URI", description = "Where the model goes (default: the artifact store).")
+    String outputUri;
+
+    @Option(names = {"-d", "--detach"}, description = "Print the job id and return without following.")
+    boolean detach;
+
+    @Option(names = "--dry-run", description = "Print the JobSpec JSON that would be sent, and exit.")
+    boolean dryRun;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        ObjectNode jobSpec = buildSpec(Paths.get("").toAbsolutePath());
+        if (dryRun) {
+            out.println(JobSpecs.toJson(jobSpec));
+            out.flush();
+            return ExitCodes.OK;
+        }
+        KilnClient client = api.client();
+        JobView job = client.createJob(jobSpec);
+        if (detach) {
+            out.println(job.id());
+            out.flush();
+            err.println("Submitted " + job.id() + " (" + job.status() + "). Follow it with: ./kiln logs -f " + job.id()
+                    + "  or  ./kiln describe " + job.id());
+            err.flush();
+            return ExitCodes.OK;
+        }
+        return new JobFollower(client, out, err, JobFollower.interactive()).follow(job);
+    }
+
+    /** File, then flags, then the required-field check. */
+    ObjectNode buildSpec(Path cwd) {
+        if (file == null && name == null && algorithm == null && channels == null) {
+            throw new io.kiln.cli.UsageException("give a job file (-f job.yaml) or at least --name, --algorithm and "
+                    + "--channel train=...");
+        }
+        ObjectNode base = file != null ? JobSpecs.load(file) : JsonNodeFactory.instance.objectNode();
+        JobSpecs.Overrides o = new JobSpecs.Overrides();
+        o.name = name;
+        o.algorithm = algorithm;
+        o.channels = JobSpecs.parseKeyValues(channels, "--channel");
+        o.hyperparameters = JobSpecs.parseKeyValues(hyperparameters, "--hp");
+        o.workers = workers;
+        o.epochs = epochs;
+        o.batchSize = batchSize;
+        o.outputUri = outputUri;
+        ObjectNode result = JobSpecs.apply(base, o, cwd);
+        JobSpecs.checkRequired(result);
+        return result;
+    }
+}

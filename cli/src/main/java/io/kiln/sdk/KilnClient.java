@@ -1,0 +1,441 @@
+package io.kiln.sdk;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.ConnectException;
+import java.net.URI;
+import java.net.URLEncoder;
+import java.net.http.HttpClient;
+import java.net.http.HttpConnectTimeoutException;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.net.http.HttpTimeoutException;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Consumer;
+import java.util.function.Supplier;
+
+/**
+ * A small client of the Kiln REST API (docs/api.md), on java.net.http and Jackson.
+ *
+ * <pre>{@code
+ * KilnClient kiln = KilnClient.fromEnvironment();          // KILN_API_URL / ~/.kiln/coordinator.json, KILN_TOKEN / ~/.kiln/token
+ * JobView job = kiln.createJob(JobSpec.named("demo").algorithm("mlp").channel("train", "/data/fmnist"));
+ * String end = kiln.streamMetrics(job.id(), true, ev -> System.out.println(ev.event() + " " + ev.data()));
+ * }</pre>
+ *
+ * Errors are unchecked: a non-2xx answer is a {@link KilnApiException} (status, the server's
+ * {@code error} and {@code details}); no coordinator or a lost connection is a
+ * {@link KilnConnectionException}. Thread-safe. The token is never logged nor put in a message.
+ */
+public final class KilnClient {
+    /** The shared, lenient JSON mapper (unknown properties are ignored). */
+    public static final ObjectMapper MAPPER = new ObjectMapper()
+            .configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, false);
+
+    public static final String JOBS = "/api/v1/training-jobs";
+    public static final Duration DEFAULT_REQUEST_TIMEOUT = Duration.ofSeconds(30);
+
+    private final String apiUrl;
+    private final Supplier<String> token;
+    private final Duration requestTimeout;
+    private final HttpClient http;
+
+    /** A client for this base URL (e.g. {@code http://127.0.0.1:7480}) and token (may be null). */
+    public KilnClient(String apiUrl, String token) {
+        this(apiUrl, () -> token, DEFAULT_REQUEST_TIMEOUT);
+    }
+
+    /**
+     * A client whose token is looked up at each request (a coordinator creates its token file on
+     * first start, possibly after this client was made).
+     */
+    public KilnClient(String apiUrl, Supplier<String> token, Duration requestTimeout) {
+        this.apiUrl = KilnSettings.stripSlash(Objects.requireNonNull(apiUrl, "apiUrl"));
+        this.token = token == null ? () -> null : token;
+        this.requestTimeout = requestTimeout == null ? DEFAULT_REQUEST_TIMEOUT : requestTimeout;
+        this.http = HttpClient.newBuilder()
+                .version(HttpClient.Version.HTTP_1_1)
+                .connectTimeout(Duration.ofSeconds(5))
+                .followRedirects(HttpClient.Redirect.NEVER)
+                .build();
+    }
+
+    /** A client configured from {@code KILN_*} variables and the data dir (see {@link KilnSettings}). */
+    public static KilnClient fromEnvironment() {
+        return forSettings(KilnSettings.fromEnvironment());
+    }
+
+    /** A client for these settings; the token is re-read at each request. */
+    public static KilnClient forSettings(KilnSettings settings) {
+        return new KilnClient(settings.apiUrl(), settings::token, DEFAULT_REQUEST_TIMEOUT);
+    }
+
+    /** The base URL, without a trailing slash. */
+    public String apiUrl() {
+        return apiUrl;
+    }
+
+    // ---------------------------------------------------------------- health
+
+    /** {@code GET /health/live}: the coordinator process answers. */
+    public JsonNode live() {
+        return getJson("/health/live");
+    }
+
+    /** {@code GET /health/ready}: {@code {"status":"ready","workers":N}}; a 503 raises KilnApiException. */
+    public JsonNode ready() {
+        return getJson("/health/ready");
+    }
+
+    /** True when {@code /health/ready} answers 200; false on 503 or when nothing answers. */
+    public boolean isReady() {
+        try {
+            ready();
+            return true;
+        } catch (KilnException e) {
+            return false;
+        }
+    }
+
+    // ---------------------------------------------------------------- cluster and jobs
+
+    /** {@code GET /api/v1/cluster}: the workers. */
+    public List<WorkerView> cluster() {
+        JsonNode n = getJson("/api/v1/cluster");
+        return convert(n.path("workers"), new TypeReference<List<WorkerView>>() { });
+    }
+
+    /**
+     * {@code POST /api/v1/training-jobs}. The spec may be a JSON string, a Jackson tree, a Map, a
+     * {@link JobSpec} or any POJO of that shape.
+     */
+    public JobView createJob(Object spec) {
+        String body = specJson(spec);
+        return convert(send("POST", JOBS, body), JobView.class);
+    }
+
+    /** {@code GET /api/v1/training-jobs/{id}}, with history. */
+    public JobView getJob(String jobId) {
+        return convert(getJson(jobPath(jobId)), JobView.class);
+    }
+
+    /** {@code GET /api/v1/training-jobs}: newest first, without history. */
+    public List<JobView> listJobs() {
+        JsonNode n = getJson(JOBS);
+        return convert(n.path("jobs"), new TypeReference<List<JobView>>() { });
+    }
+
+    /** {@code POST /api/v1/training-jobs/{id}/stop}: the job, Stopping or Stopped; 409 if already final. */
+    public JobView stopJob(String jobId) {
+        return convert(send("POST", jobPath(jobId) + "/stop", null), JobView.class);
+    }
+
+    /**
+     * Polls {@link #getJob} every {@code pollInterval} until the job is final.
+     *
+     * @throws KilnException if it is not final within {@code timeout}
+     */
+    public JobView awaitFinal(String jobId, Duration timeout, Duration pollInterval) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            JobView v = getJob(jobId);
+            if (v.isFinal()) {
+                return v;
+            }
+            if (System.nanoTime() > deadline) {
+                throw new KilnException("job " + jobId + " is still " + v.status() + " after " + timeout);
+            }
+            sleep(pollInterval);
+        }
+    }
+
+    // ---------------------------------------------------------------- streams
+
+    /**
+     * {@code GET .../logs?follow=...}: hands each {@code log} event to {@code consumer}. With
+     * {@code follow} it blocks until the job is final (or the connection drops).
+     *
+     * @return the final status from the {@code end} event, or null when the stream ended without one
+     *     (not following a job that is not final, or a dropped connection)
+     */
+    public String streamLogs(String jobId, boolean follow, Consumer<LogLine> consumer) {
+        return streamEvents(jobPath(jobId) + "/logs?follow=" + follow, ev -> {
+            if ("log".equals(ev.event())) {
+                consumer.accept(ev.as(LogLine.class));
+            }
+        });
+    }
+
+    /**
+     * {@code GET .../metrics?follow=...}: hands every event to {@code consumer}: {@code progress}
+     * (data: {@link Progress}), {@code status} (data: {@link StatusEvent}) and the last, {@code end}
+     * (data {@code {"status": ...}}). Use {@link SseEvent#as(Class)} to bind the data.
+     *
+     * @return the final status from the {@code end} event, or null when the stream ended without one
+     */
+    public String streamMetrics(String jobId, boolean follow, Consumer<SseEvent> consumer) {
+        return streamEvents(jobPath(jobId) + "/metrics?follow=" + follow, consumer);
+    }
+
+    /**
+     * Reads the {@code text/event-stream} at {@code pathAndQuery} until it ends, handing every
+     * event to {@code consumer} on the calling thread. A consumer that throws aborts the stream
+     * (the connection is closed) and the exception propagates.
+     *
+     * @return the {@code status} of an {@code end} event, or null when none came
+     */
+    public String streamEvents(String pathAndQuery, Consumer<SseEvent> consumer) {
+        HttpRequest req = request(pathAndQuery, null)
+                .header("Accept", "text/event-stream")
+                .GET()
+                .build(); // no request timeout: a followed stream lasts as long as the job
+        HttpResponse<InputStream> resp = exchange(req, HttpResponse.BodyHandlers.ofInputStream(), "GET", pathAndQuery);
+        AtomicReference<String> end = new AtomicReference<>();
+        try (InputStream body = resp.body()) {
+            if (resp.statusCode() / 100 != 2) {
+                throw apiError(resp.statusCode(), new String(body.readAllBytes(), StandardCharsets.UTF_8));
+            }
+            SseParser.parse(body, ev -> {
+                if ("end".equals(ev.event())) {
+                    String status = null;
+                    try {
+                        status = ev.json().path("status").asText(null);
+                    } catch (KilnException ignored) {
+                        // keep null
+                    }
+                    end.set(status == null ? "" : status);
+                }
+                consumer.accept(ev);
+            });
+        } catch (IOException e) {
+            if (end.get() == null) {
+                throw new KilnConnectionException(apiUrl, "lost the connection to the Kiln coordinator at "
+                        + apiUrl + " while reading " + pathOnly(pathAndQuery) + ": " + e.getMessage(), e);
+            }
+        }
+        return end.get();
+    }
+
+    // ---------------------------------------------------------------- raw access
+
+    /** {@code GET} any API path (e.g. {@code /api/v1/training-jobs/ID}) as a JSON tree. */
+    public JsonNode getJson(String path) {
+        return send("GET", path, null);
+    }
+
+    /** {@code POST} a JSON body (null for none) to any API path; the answer as a JSON tree. */
+    public JsonNode postJson(String path, Object body) {
+        return send("POST", path, body == null ? null : specJson(body));
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    private JsonNode send(String method, String path, String jsonBody) {
+        HttpRequest.Builder b = request(path, requestTimeout);
+        if ("POST".equals(method)) {
+            b.header("Content-Type", "application/json");
+            b.POST(jsonBody == null ? HttpRequest.BodyPublishers.noBody()
+                    : HttpRequest.BodyPublishers.ofString(jsonBody, StandardCharsets.UTF_8));
+        } else {
+            b.GET();
+        }
+        HttpResponse<String> resp = exchange(b.build(), HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8),
+                method, path);
+        if (resp.statusCode() / 100 != 2) {
+            throw apiError(resp.statusCode(), resp.body());
+        }
+        String body = resp.body();
+        if (body == null || body.isBlank()) {
+            return MAPPER.createObjectNode();
+        }
+        try {
+            return MAPPER.readTree(body);
+        } catch (JsonProcessingException e) {
+            throw new KilnException(method + " " + path + " answered " + resp.statusCode()
+                    + " with a body that is not JSON: " + abbreviate(body), e);
+        }
+    }
+
+    private HttpRequest.Builder request(String path, Duration timeout) {
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(apiUrl + path))
+                .header("Accept", "application/json");
+        if (timeout != null) {
+            b.timeout(timeout);
+        }
+        if (path.startsWith("/api/")) {
+            String t = token.get();
+            if (t != null && !t.isBlank()) {
+                b.header("Authorization", "Bearer " + t.trim());
+            }
+        }
+        return b;
+    }
+
+    private <T> HttpResponse<T> exchange(HttpRequest req, HttpResponse.BodyHandler<T> handler, String method,
+                                         String path) {
+        try {
+            return http.send(req, handler);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new KilnException("interrupted during " + method + " " + pathOnly(path), e);
+        } catch (IOException e) {
+            throw connectionError(e, method, path);
+        }
+    }
+
+    private KilnConnectionException connectionError(IOException e, String method, String path) {
+        if (isConnectRefused(e)) {
+            return new KilnConnectionException(apiUrl, "no Kiln coordinator at " + apiUrl
+                    + ": start one with `kiln local up`", e);
+        }
+        if (e instanceof HttpConnectTimeoutException) {
+            return new KilnConnectionException(apiUrl, "timed out connecting to the Kiln coordinator at " + apiUrl, e);
+        }
+        if (e instanceof HttpTimeoutException) {
+            return new KilnConnectionException(apiUrl, "the Kiln coordinator at " + apiUrl
+                    + " did not answer " + method + " " + pathOnly(path) + " within " + requestTimeout.toSeconds() + " s", e);
+        }
+        return new KilnConnectionException(apiUrl, "cannot talk to the Kiln coordinator at " + apiUrl + " ("
+                + method + " " + pathOnly(path) + "): " + describe(e), e);
+    }
+
+    static boolean isConnectRefused(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof ConnectException) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static String describe(Throwable e) {
+        String m = e.getMessage();
+        return m == null || m.isBlank() ? e.getClass().getSimpleName() : m;
+    }
+
+    /** Maps a non-2xx answer to a KilnApiException (the server's error + details when JSON). */
+    static KilnApiException apiError(int status, String body) {
+        String error = null;
+        List<String> details = new ArrayList<>();
+        if (body != null && !body.isBlank()) {
+            try {
+                JsonNode n = MAPPER.readTree(body);
+                if (n != null && n.isObject()) {
+                    error = n.path("error").asText(null);
+                    JsonNode d = n.path("details");
+                    if (d.isArray()) {
+                        d.forEach(x -> details.add(x.isTextual() ? x.asText() : x.toString()));
+                    } else if (d.isTextual()) {
+                        details.add(d.asText());
+                    }
+                }
+            } catch (JsonProcessingException notJson) {
+                error = abbreviate(body.trim());
+            }
+        }
+        if (error == null || error.isBlank()) {
+            error = defaultReason(status);
+        }
+        return new KilnApiException(status, error, details);
+    }
+
+    private static String defaultReason(int status) {
+        switch (status) {
+            case 400: return "bad request";
+            case 401: return "unauthorized";
+            case 403: return "forbidden";
+            case 404: return "not found";
+            case 409: return "conflict";
+            case 503: return "coordinator not ready";
+            default: return "HTTP " + status;
+        }
+    }
+
+    private static String specJson(Object spec) {
+        Objects.requireNonNull(spec, "spec");
+        try {
+            if (spec instanceof String) {
+                String s = (String) spec;
+                JsonNode n = MAPPER.readTree(s); // fail early on malformed JSON
+                if (n == null || !n.isObject()) {
+                    throw new IllegalArgumentException("a job spec must be a JSON object");
+                }
+                return s;
+            }
+            if (spec instanceof JsonNode) {
+                return MAPPER.writeValueAsString(spec);
+            }
+            ObjectNode tree = MAPPER.valueToTree(spec);
+            return MAPPER.writeValueAsString(tree);
+        } catch (JsonProcessingException e) {
+            throw new IllegalArgumentException("the job spec is not valid JSON: " + e.getOriginalMessage(), e);
+        }
+    }
+
+    private static <T> T convert(JsonNode n, Class<T> type) {
+        try {
+            return MAPPER.treeToValue(n, type);
+        } catch (JsonProcessingException | IllegalArgumentException e) {
+            throw new KilnException("unexpected answer shape for " + type.getSimpleName() + ": " + abbreviate(n.toString()), e);
+        }
+    }
+
+    private static <T> T convert(JsonNode n, TypeReference<T> type) {
+        if (n == null || n.isMissingNode() || n.isNull()) {
+            n = MAPPER.createArrayNode();
+        }
+        try {
+            return MAPPER.readerFor(type).readValue(n);
+        } catch (IOException | IllegalArgumentException e) {
+            throw new KilnException("unexpected answer shape: " + abbreviate(n.toString()), e);
+        }
+    }
+
+    /** {@code /api/v1/training-jobs/<id>} with the id escaped as a path segment. */
+    public static String jobPath(String jobId) {
+        if (jobId == null || jobId.isBlank()) {
+            throw new IllegalArgumentException("job id is empty");
+        }
+        return JOBS + "/" + URLEncoder.encode(jobId.trim(), StandardCharsets.UTF_8).replace("+", "%20");
+    }
+
+    private static String pathOnly(String pathAndQuery) {
+        int q = pathAndQuery.indexOf('?');
+        return q < 0 ? pathAndQuery : pathAndQuery.substring(0, q);
+    }
+
+    static String abbreviate(String s) {
+        return s.length() <= 300 ? s : s.substring(0, 300) + "...";
+    }
+
+    private static void sleep(Duration d) {
+        try {
+            Thread.sleep(d.toMillis());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new KilnException("interrupted", e);
+        }
+    }
+
+    /** Converts any JSON-able object to a Map (handy for tests and scripting). */
+    public static Map<String, Object> toMap(Object o) {
+        return MAPPER.convertValue(o, new TypeReference<Map<String, Object>>() { });
+    }
+
+    @Override
+    public String toString() {
+        return "KilnClient{" + apiUrl + "}";
+    }
+}
