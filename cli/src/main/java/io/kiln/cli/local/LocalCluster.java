@@ -74,6 +74,8 @@ public final class LocalCluster implements AutoCloseable {
 
     private final Options options;
     private final Map<String, Node> nodes = new LinkedHashMap<>();
+    /** Highest worker index started or seen, so {@link #addWorker()} never reuses a killed worker's id. */
+    private int maxWorkerIndex;
     private Thread shutdownHook;
 
     private LocalCluster(Options options) {
@@ -277,14 +279,18 @@ public final class LocalCluster implements AutoCloseable {
             throw new LocalClusterException(name + " is already running (pid " + old.pid() + ")");
         }
         Node n = launch(name, workerCommand(options, index));
+        maxWorkerIndex = Math.max(maxWorkerIndex, index);
         writeState();
         return n;
     }
 
-    /** Starts one more worker, {@code worker-<highest index + 1>} (does not wait). */
+    /**
+     * Starts one more worker (does not wait), named after the highest index this handle has seen:
+     * after worker-1..2, even if worker-2 was killed, it is {@code worker-3}.
+     */
     public synchronized Node addWorker() {
-        int max = nodes.keySet().stream().mapToInt(LocalCluster::workerIndex).max().orElse(0);
-        return startWorker(Math.max(max, 0) + 1);
+        int max = Math.max(maxWorkerIndex, nodes.keySet().stream().mapToInt(LocalCluster::workerIndex).max().orElse(0));
+        return startWorker(max + 1);
     }
 
     /**
