@@ -1,0 +1,68 @@
+package io.kiln.worker.bench;
+
+import ai.djl.Device;
+import ai.djl.Model;
+import ai.djl.ndarray.NDManager;
+import io.kiln.worker.data.MnistDataset;
+import io.kiln.worker.training.GradientSync;
+import io.kiln.worker.training.ModelDefinitions;
+import io.kiln.worker.training.TrainingConfig;
+import io.kiln.worker.training.TrainingData;
+import io.kiln.worker.training.TrainingLoop;
+import java.util.HashMap;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Single-worker throughput and accuracy on a full data set (not a unit test). Usage, from the repo root
+ * after {@code mvn -q -B -o -pl worker install}:
+ *
+ * <pre>
+ * java -cp worker/target/test-classes:worker/target/classes:$(cat worker/target/classpath.txt) \
+ *   -DDJL_CACHE_DIR=$PWD/.cache/djl -Dai.djl.offline=true \
+ *   io.kiln.worker.bench.TrainBenchmark /usr/share/datasets/fashion-mnist mlp epochs=1 batch_size=64 threads=1
+ * </pre>
+ */
+public final class TrainBenchmark {
+  public static void main(String[] args) throws Exception {
+    String dir = args.length > 0 ? args[0] : "/usr/share/datasets/fashion-mnist";
+    String algorithm = args.length > 1 ? args[1] : "mlp";
+    Map<String, String> hp = new HashMap<>();
+    for (int i = 2; i < args.length; i++) {
+      String[] kv = args[i].split("=", 2);
+      hp.put(kv[0], kv[1]);
+    }
+    int threads = Integer.parseInt(hp.getOrDefault("threads", "1"));
+    TrainingConfig cfg = new TrainingConfig(Integer.parseInt(hp.getOrDefault("epochs", "1")),
+        Integer.parseInt(hp.getOrDefault("batch_size", "64")),
+        Float.parseFloat(hp.getOrDefault("learning_rate", "0.05")),
+        Float.parseFloat(hp.getOrDefault("momentum", "0.9")), Long.parseLong(hp.getOrDefault("seed", "0")),
+        Long.parseLong(hp.getOrDefault("max_steps", "0")), 0, threads);
+    long t0 = System.nanoTime();
+    MnistDataset.Splits splits = MnistDataset.load(dir, null);
+    long t1 = System.nanoTime();
+    try (NDManager m = NDManager.newBaseManager(Device.cpu(), "PyTorch")) {
+      TrainingData train = TrainingData.of(splits.train(), m);
+      TrainingData test = TrainingData.of(splits.test(), m);
+      long t2 = System.nanoTime();
+      TrainingLoop.Result r = new TrainingLoop(ModelDefinitions.get(algorithm), hp, cfg, 0, 1, GradientSync.NONE)
+          .listener(new TrainingLoop.Listener() {
+            @Override
+            public void onLog(String message) {
+              System.out.println(message);
+            }
+          })
+          .train(train);
+      try (Model model = r.model()) {
+        long t3 = System.nanoTime();
+        double acc = TrainingLoop.accuracy(r.block(), r.inputShape(), test, null);
+        long t4 = System.nanoTime();
+        System.out.printf(Locale.ROOT,
+            "RESULT algorithm=%s epochs=%d batch=%d threads=%d steps=%d samples/s=%.0f train_s=%.2f "
+                + "ms/step=%.3f train_loss=%.4f test_accuracy=%.4f (read %.2fs, to-ndarray %.2fs, eval %.2fs)%n",
+            algorithm, cfg.epochs(), cfg.batchSize(), threads, r.steps(), r.samplesPerSec(), r.trainSeconds(),
+            r.computeMsPerStep(), r.trainLoss(), acc, (t1 - t0) / 1e9, (t2 - t1) / 1e9, (t4 - t3) / 1e9);
+      }
+    }
+  }
+}

@@ -1,0 +1,136 @@
+package io.kiln.worker.task;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Device;
+import ai.djl.Model;
+import ai.djl.ndarray.NDManager;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import io.kiln.protocol.proto.JobSpec;
+import io.kiln.protocol.proto.Resources;
+import io.kiln.protocol.proto.StoppingCondition;
+import io.kiln.protocol.proto.TaskAssignment;
+import io.kiln.protocol.proto.TaskReport;
+import io.kiln.worker.TestData;
+import io.kiln.worker.data.MnistDataset;
+import io.kiln.worker.training.ModelArtifacts;
+import io.kiln.worker.training.StopSignal;
+import io.kiln.worker.training.TrainingData;
+import io.kiln.worker.training.TrainingLoop;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class TrainingTaskTest {
+  @TempDir Path tmp;
+
+  static TaskAssignment assignment(String algorithm, String trainUri, Path jobDir, String... hp) {
+    JobSpec.Builder spec = JobSpec.newBuilder().setName("t").setAlgorithm(algorithm).putChannels("train", trainUri)
+        .setResources(Resources.newBuilder().setWorkers(1).setCpusPerWorker(1));
+    for (int i = 0; i < hp.length; i += 2) spec.putHyperparameters(hp[i], hp[i + 1]);
+    return TaskAssignment.newBuilder().setJobId("job-1").setTaskId("job-1-r0").setRank(0).setWorldSize(1)
+        .setSpec(spec).setJobArtifactsUri(jobDir.toUri().toString()).build();
+  }
+
+  static List<TaskReport> run(TaskAssignment a, StopSignal stop) {
+    List<TaskReport> reports = new CopyOnWriteArrayList<>();
+    new TrainingTask(a, new TaskEvents(a.getJobId(), a.getTaskId(), "w-test", reports::add), stop,
+        GradientSyncFactory.SINGLE_RANK_ONLY, URI.create("file:/nonexistent/")).run();
+    return reports;
+  }
+
+  @Test
+  void trainsEvaluatesAndWritesTheModel() throws Exception {
+    Path jobDir = tmp.resolve("jobs/job-1");
+    List<TaskReport> reports = run(assignment("mlp", "file:" + TestData.fashionSmall(), jobDir, "epochs", "3",
+        "hidden", "128"), new StopSignal());
+    assertEquals(TaskReport.KindCase.STARTED, reports.get(0).getKindCase());
+    TaskReport last = reports.get(reports.size() - 1);
+    assertEquals(TaskReport.KindCase.COMPLETED, last.getKindCase(), reports.toString());
+    assertTrue(reports.stream().anyMatch(r -> r.getKindCase() == TaskReport.KindCase.PROGRESS));
+    assertTrue(reports.stream().anyMatch(r -> r.getKindCase() == TaskReport.KindCase.LOGS));
+    for (TaskReport r : reports) {
+      assertEquals("job-1", r.getJobId());
+      assertEquals("job-1-r0", r.getTaskId());
+      assertEquals("w-test", r.getWorkerId());
+    }
+    var metrics = last.getCompleted().getMetricsMap();
+    double acc = metrics.get("test_accuracy");
+    assertTrue(acc > 0.6, "accuracy " + acc);
+    for (String k : List.of("train_loss", "samples_per_sec", "train_seconds")) assertTrue(metrics.containsKey(k), k);
+
+    Path modelDir = jobDir.resolve("model");
+    assertEquals(modelDir.toUri().toString(), last.getCompleted().getModelUri());
+    assertTrue(last.getCompleted().getModelUri().startsWith("file:///") && last.getCompleted().getModelUri().endsWith(
+        "/model/"));
+    assertTrue(Files.exists(modelDir.resolve("model-0000.params")));
+    JsonObject json = JsonParser.parseString(Files.readString(modelDir.resolve("model.json"))).getAsJsonObject();
+    assertEquals("mlp", json.get("algorithm").getAsString());
+    assertEquals("128", json.getAsJsonObject("hyperparameters").get("hidden").getAsString());
+    assertEquals("3", json.getAsJsonObject("hyperparameters").get("epochs").getAsString());
+    assertEquals(784, json.getAsJsonArray("input_shape").get(0).getAsInt());
+    assertEquals("T-shirt/top", json.getAsJsonArray("class_names").get(0).getAsString());
+    assertEquals(acc, json.getAsJsonObject("metrics").get("test_accuracy").getAsDouble(), 1e-12);
+    JsonObject m = JsonParser.parseString(Files.readString(jobDir.resolve("metrics.json"))).getAsJsonObject();
+    assertEquals(acc, m.get("test_accuracy").getAsDouble(), 1e-12);
+
+    // the saved folder loads back into the same classifier
+    try (Model model = ModelArtifacts.load(modelDir);
+        NDManager data = NDManager.newBaseManager(Device.cpu(), "PyTorch")) {
+      TrainingData test = TrainingData.of(MnistDataset.loadTest(TestData.fashionSmall()), data);
+      var d = ModelArtifacts.readDescription(modelDir);
+      assertEquals(acc, TrainingLoop.accuracy(model.getBlock(), d.inputShape(), test, null), 1e-9);
+    }
+  }
+
+  @Test
+  void outputUriOverridesTheModelFolder() throws Exception {
+    Path out = tmp.resolve("elsewhere/my-model");
+    TaskAssignment a = assignment("mlp", TestData.fashionSmall().toString(), tmp.resolve("job"), "hidden", "16");
+    a = a.toBuilder().setSpec(a.getSpec().toBuilder().setOutputUri(out.toUri().toString())
+        .setStopping(StoppingCondition.newBuilder().setMaxSteps(3))).build();
+    List<TaskReport> reports = run(a, new StopSignal());
+    TaskReport last = reports.get(reports.size() - 1);
+    assertEquals(TaskReport.KindCase.COMPLETED, last.getKindCase(), reports.toString());
+    assertEquals(out, Path.of(URI.create(last.getCompleted().getModelUri())));
+    assertTrue(Files.exists(out.resolve("model.json")));
+    assertEquals(3.0, last.getCompleted().getMetricsMap().get("steps"));
+  }
+
+  @Test
+  void failuresBecomeOneFailedReport() {
+    List<TaskReport> r = run(assignment("resnet", TestData.fashionSmall().toString(), tmp), new StopSignal());
+    assertEquals(2, r.stream().filter(x -> x.getKindCase() != TaskReport.KindCase.LOGS).count(), r.toString());
+    TaskReport last = r.get(r.size() - 1);
+    assertEquals("invalid job spec: unknown algorithm 'resnet' (known: cnn, mlp)", last.getFailed().getReason());
+
+    r = run(assignment("mlp", TestData.fashionSmall().toString(), tmp, "batch_size", "lots"), new StopSignal());
+    assertEquals("invalid job spec: hyperparameter batch_size: 'lots' is not an integer",
+        r.get(r.size() - 1).getFailed().getReason());
+
+    r = run(assignment("mlp", tmp.resolve("no-such-dir").toString(), tmp), new StopSignal());
+    String reason = r.get(r.size() - 1).getFailed().getReason();
+    assertTrue(reason.startsWith("cannot load data: ") && reason.contains("no-such-dir") && reason.contains(
+        "does not exist"), reason);
+
+    TaskAssignment twoRanks = assignment("mlp", TestData.fashionSmall().toString(), tmp).toBuilder().setWorldSize(2)
+        .build();
+    r = run(twoRanks, new StopSignal());
+    reason = r.get(r.size() - 1).getFailed().getReason();
+    assertTrue(reason.contains("world_size 2"), reason);
+  }
+
+  @Test
+  void stopBecomesStoppedReport() {
+    StopSignal stop = new StopSignal();
+    stop.stop("by test");
+    List<TaskReport> r = run(assignment("mlp", TestData.fashionSmall().toString(), tmp), stop);
+    assertEquals("stopped: by test", r.get(r.size() - 1).getFailed().getReason());
+  }
+}
