@@ -198,8 +198,9 @@ public final class RingCollective implements Collective {
                     .putInt(n).putInt(options.chunkBytes()).putInt(options.smallMessageBytes()).putInt(0);
             hello.flip();
             writeWithDeadline(next, hello, deadline);
-            prev = acceptPrev(rank, n, prevRank, listener, options, deadline);
-            awaitAck(rank, nextRank, next, deadline);
+            ByteBuffer answer = ByteBuffer.allocate(Frames.HEADER_BYTES);
+            prev = acceptPrev(rank, n, prevRank, listener, options, deadline, next, nextRank, answer);
+            awaitAck(rank, nextRank, next, deadline, answer);
             configureData(next, options);
             configureData(prev, options);
             log.debug("rank {}/{} generation {}: ring formed (next {} at {}, prev {})", rank, n, options.generation(),
@@ -286,12 +287,19 @@ public final class RingCollective implements Collective {
         }
     }
 
+    /**
+     * Accepts connections until the previous rank's valid HELLO arrives. Meanwhile watches the
+     * connection to the next rank, whose answer (ACK, or REJECT: fail at once) may come first.
+     */
     private static SocketChannel acceptPrev(int rank, int n, int prevRank, ServerSocketChannel listener,
-                                            CollectiveOptions options, long deadline) throws IOException {
+                                            CollectiveOptions options, long deadline, SocketChannel next,
+                                            int nextRank, ByteBuffer answer) throws IOException {
         List<String> rejected = new ArrayList<>();
         listener.configureBlocking(false);
+        next.configureBlocking(false);
         try (Selector sel = Selector.open()) {
             listener.register(sel, SelectionKey.OP_ACCEPT);
+            SelectionKey nextKey = next.register(sel, SelectionKey.OP_READ);
             while (true) {
                 long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
                 if (left <= 0) {
@@ -301,6 +309,24 @@ public final class RingCollective implements Collective {
                 }
                 sel.select(left);
                 sel.selectedKeys().clear();
+                if (nextKey.isValid() && answer.hasRemaining()) {
+                    int got;
+                    try {
+                        got = next.read(answer);
+                    } catch (IOException e) {
+                        got = -1;
+                    }
+                    if (got < 0) {
+                        throw new CollectiveException("rank " + rank + ": rank " + nextRank + " closed the connection"
+                                + " during the handshake (peer rank " + nextRank + " failed or refused)", nextRank, null);
+                    }
+                    if (!answer.hasRemaining()) {
+                        nextKey.cancel();
+                        if (answer.getShort(Frames.O_OP) == Frames.OP_REJECT) {
+                            awaitAck(rank, nextRank, next, deadline, answer); // throws with the reason
+                        }
+                    }
+                }
                 SocketChannel ch = listener.accept();
                 if (ch == null) {
                     continue;
@@ -387,8 +413,8 @@ public final class RingCollective implements Collective {
         }
     }
 
-    private static void awaitAck(int rank, int nextRank, SocketChannel next, long deadline) throws IOException {
-        ByteBuffer h = ByteBuffer.allocate(Frames.HEADER_BYTES);
+    private static void awaitAck(int rank, int nextRank, SocketChannel next, long deadline, ByteBuffer h)
+            throws IOException {
         try {
             readWithDeadline(next, h, deadline);
         } catch (IOException e) {
