@@ -118,7 +118,9 @@ public final class TrainingJob
     return newSignalHandlerBuilder()
         .onSignal(RecoveryCompleted.instance(), state -> {
           deps.onRecovered().accept(state);
-          ctx.getSelf().tell(Reconcile.INSTANCE);
+          // Only a job that existed before this incarnation has unfinished business; a new one
+          // (about to be submitted) must not ask for workers twice.
+          if (state.status() != JobStatus.New) ctx.getSelf().tell(Reconcile.INSTANCE);
         })
         .build();
   }
@@ -250,7 +252,8 @@ public final class TrainingJob
   private ReplyEffect<JobEvent, JobState> onNotice(JobState s, NoticeReceived c) {
     if (c.notice() instanceof Scheduler.Placed placed) {
       if (s.status() != JobStatus.Pending) {
-        deps.scheduler().tell(new Scheduler.Release(jobId)); // stopped while queued
+        // Stopped while queued: give the workers back. Already placed: a duplicate answer, ignore.
+        if (s.status().isFinal()) deps.scheduler().tell(new Scheduler.Release(jobId));
         return Effect().noReply();
       }
       List<String> workerIds = new ArrayList<>();

@@ -43,6 +43,11 @@ class TrainingJobTest {
   static final JobSpec SPEC = JobSpec.newBuilder().setName("t").setAlgorithm("mlp")
       .putChannels("train", "/data").build();
 
+  @org.junit.jupiter.api.AfterEach
+  void clearJournal() {
+    job.clear();
+  }
+
   @BeforeEach
   void setUp() {
     scheduler = kit.createTestProbe();
@@ -71,6 +76,8 @@ class TrainingJobTest {
     assertEquals("job-1-r0", start.assignment().getTaskId());
     assertEquals("file:/artifacts/jobs/job-1/", start.assignment().getJobArtifactsUri());
     assertEquals(JobStatus.Scheduled, job.getState().status());
+    // exactly one placement request: a second one would make the scheduler double-book workers
+    scheduler.expectNoMessage(Duration.ofMillis(200));
     return start;
   }
 
@@ -141,7 +148,9 @@ class TrainingJobTest {
 
   @Test
   void lostWorkerFailsTheJob() {
-    submitAndPlace();
+    WorkerCommand.StartTask start = submitAndPlace();
+    start.reportTo().tell(report("started").setStarted(TaskStarted.getDefaultInstance()).build());
+    awaitStatus(JobStatus.Running);
     placementRequest.replyTo().tell(new Scheduler.WorkerLost("worker-1", "worker worker-1 left the cluster"));
     awaitStatus(JobStatus.Failed);
     assertTrue(job.getState().failureReason().startsWith("worker worker-1 left the cluster"), job.getState().failureReason());
