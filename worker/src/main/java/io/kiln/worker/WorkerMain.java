@@ -40,6 +40,8 @@ public final class WorkerMain {
   private volatile ActorSystem<?> current;
   /** Why the current system is going down (read by the tasks it stops). */
   private volatile String downReason = "the worker's actor system terminated";
+  /** Set by {@link #restart}; null when the system terminated on its own. */
+  private volatile String restartReason;
 
   public WorkerMain(Config config, GradientSyncFactory syncFactory) {
     this.config = config;
@@ -106,7 +108,9 @@ public final class WorkerMain {
       system.getWhenTerminated().toCompletableFuture().join();
       current = null;
       if (stopping) break;
-      log.warn("the worker's actor system terminated ({}); starting a fresh one in {} ms to re-join seed {}", downReason,
+      String why = restartReason != null ? restartReason : terminationReason(system);
+      restartReason = null;
+      log.warn("the worker's actor system terminated: {}; starting a fresh one in {} ms to re-join seed {}", why,
           settings.restartDelay().toMillis(), config.getString("kiln.cluster.seed"));
       sleep(settings.restartDelay());
       delay = settings.restartDelay();
@@ -118,6 +122,7 @@ public final class WorkerMain {
   /** Replaces the running actor system with a fresh one (tasks on it are stopped). */
   public void restart(String reason) {
     ActorSystem<?> s = current;
+    restartReason = reason;
     downReason = reason + "; the worker re-joins with a fresh actor system (task recovery comes in a later release)";
     if (s != null) {
       CompletableFuture.runAsync(() -> s.terminate());
@@ -148,6 +153,19 @@ public final class WorkerMain {
     } catch (Exception e) {
       log.warn("graceful leave did not finish: {}; terminating", e.toString());
       s.terminate();
+    }
+  }
+
+  private static String terminationReason(ActorSystem<?> system) {
+    try {
+      var reason = CoordinatedShutdown.get(system).getShutdownReason();
+      if (reason.isEmpty()) return "no shutdown reason recorded";
+      if (reason.get() instanceof CoordinatedShutdown.ClusterDowningReason$) {
+        return "this node was downed by the split-brain resolver";
+      }
+      return reason.get().getClass().getSimpleName().replace("$", "");
+    } catch (RuntimeException e) {
+      return "unknown reason (" + e + ")";
     }
   }
 

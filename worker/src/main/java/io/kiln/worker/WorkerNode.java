@@ -13,6 +13,7 @@ import org.apache.pekko.actor.typed.Behavior;
 import org.apache.pekko.actor.typed.javadsl.Behaviors;
 import org.apache.pekko.cluster.ClusterEvent;
 import org.apache.pekko.cluster.Member;
+import org.apache.pekko.cluster.MemberStatus;
 import org.apache.pekko.cluster.typed.Cluster;
 import org.apache.pekko.cluster.typed.Subscribe;
 
@@ -65,9 +66,16 @@ public final class WorkerNode {
                     member.address(), member.getRoles());
               } else if (e instanceof ClusterEvent.MemberUp) {
                 ctx.getLog().info("member up: {} (roles {})", member.address(), member.getRoles());
+              } else if (e instanceof ClusterEvent.MemberDowned && self && !restartRequested[0]) {
+                restartRequested[0] = true;
+                String why = "this node was downed (the split-brain resolver found the coordinator unreachable)";
+                ctx.getLog().warn("{}: stopping running tasks (task recovery comes in a later release) and re-joining "
+                    + "with a fresh actor system", why);
+                restart.accept(why);
               } else if ((e instanceof ClusterEvent.MemberRemoved || e instanceof ClusterEvent.MemberExited
                   || e instanceof ClusterEvent.MemberLeft || e instanceof ClusterEvent.MemberDowned)
-                  && !self && isCoordinator(member, settings, seedAddress) && !restartRequested[0]) {
+                  && !self && isCoordinator(member, settings, seedAddress) && !restartRequested[0]
+                  && !selfLeaving(cluster)) {
                 restartRequested[0] = true;
                 String why = "the coordinator at " + member.address() + " left the cluster ("
                     + e.getClass().getSimpleName() + ")";
@@ -85,6 +93,13 @@ public final class WorkerNode {
             .build();
       });
     });
+  }
+
+  /** This node is leaving or gone already: the coordinator's departure is no reason to restart. */
+  static boolean selfLeaving(Cluster cluster) {
+    MemberStatus s = cluster.selfMember().status();
+    return s == MemberStatus.leaving() || s == MemberStatus.exiting() || s == MemberStatus.down()
+        || s == MemberStatus.removed();
   }
 
   static boolean isCoordinator(Member m, WorkerSettings settings, Address seedAddress) {

@@ -62,7 +62,7 @@ public final class TaskActor {
           })
           .onMessageEquals(Finished.INSTANCE, Behaviors::stopped)
           .onSignal(PostStop.class, sig -> {
-            if (thread.isAlive()) {
+            if (!events.isFinished()) {
               String why = shutdownReason.get();
               ctx.getLog().warn("stopping task {} of job {}: {}", assignment.getTaskId(), assignment.getJobId(), why);
               stop.stop(why);

@@ -17,6 +17,7 @@ import ai.djl.training.optimizer.Optimizer;
 import ai.djl.training.tracker.Tracker;
 import ai.djl.util.Pair;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -74,6 +75,8 @@ public final class TrainingLoop {
       double samplesPerSec, double trainSeconds, double computeMsPerStep, double commMsPerStep, String stoppedBy) {}
 
   private static final Listener SILENT = new Listener() {};
+  /** Steps whose rows are gathered from the data set at once. */
+  private static final int CHUNK_STEPS = 32;
 
   private final ModelDefinition definition;
   private final Map<String, String> hyperparameters;
@@ -175,14 +178,15 @@ public final class TrainingLoop {
       for (epoch = 1; epoch <= config.epochs(); epoch++) {
         epochLoss = 0;
         epochSteps = 0;
-        // One gather per epoch: this rank's rows of every step, in step order; steps then take views.
+        // This rank's rows of the whole epoch, in step order, gathered CHUNK_STEPS steps at a time
+        // (bounded memory, cache-friendly); each step then takes a view of its rows.
+        long[] epochIndex = Sharding.epochShard(Sharding.permutation(n, config.seed(), epoch), stepsPerEpoch, batch, rank,
+            worldSize);
         try (NDManager epochManager = dataManager.newSubManager()) {
-          NDArray index = epochManager.create(
-              Sharding.epochShard(Sharding.permutation(n, config.seed(), epoch), stepsPerEpoch, batch, rank, worldSize));
-          NDArray xs = data.features().get(index);
-          xs.attach(epochManager);
-          NDArray ys = data.labels().get(index);
-          ys.attach(epochManager);
+          NDManager chunkManager = null;
+          NDArray xs = null;
+          NDArray ys = null;
+          int chunkStart = 0;
           for (int s = 0; s < stepsPerEpoch; s++) {
             if (step >= totalSteps) {
               stoppedBy = "max_steps";
@@ -197,8 +201,20 @@ public final class TrainingLoop {
             float lossValue;
             NDList grads = new NDList(params.size());
             long commStart;
-            try (NDManager stepManager = epochManager.newSubManager()) {
-              NDIndex rows = new NDIndex().addSliceDim((long) s * batch, (long) (s + 1) * batch);
+            if (s % CHUNK_STEPS == 0) {
+              if (chunkManager != null) chunkManager.close();
+              chunkManager = epochManager.newSubManager();
+              chunkStart = s;
+              int steps = Math.min(CHUNK_STEPS, stepsPerEpoch - s);
+              NDArray index = chunkManager.create(
+                  Arrays.copyOfRange(epochIndex, s * batch, (s + steps) * batch));
+              xs = data.features().get(index);
+              xs.attach(chunkManager);
+              ys = data.labels().get(index);
+              ys.attach(chunkManager);
+            }
+            try (NDManager stepManager = chunkManager.newSubManager()) {
+              NDIndex rows = new NDIndex().addSliceDim((long) (s - chunkStart) * batch, (long) (s - chunkStart + 1) * batch);
               NDArray x = xs.get(rows);
               x.attach(stepManager);
               NDArray y = ys.get(rows);

@@ -45,6 +45,7 @@ public final class TrainBenchmark {
       TrainingData train = TrainingData.of(splits.train(), m);
       TrainingData test = TrainingData.of(splits.test(), m);
       long t2 = System.nanoTime();
+      long cpu0 = java.lang.management.ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime();
       TrainingLoop.Result r = new TrainingLoop(ModelDefinitions.get(algorithm), hp, cfg, 0, 1, GradientSync.NONE)
           .listener(new TrainingLoop.Listener() {
             @Override
@@ -55,12 +56,13 @@ public final class TrainBenchmark {
           .train(train);
       try (Model model = r.model()) {
         long t3 = System.nanoTime();
+        long cpu1 = java.lang.management.ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime();
         double acc = TrainingLoop.accuracy(r.block(), r.inputShape(), test, null);
         long t4 = System.nanoTime();
         System.out.printf(Locale.ROOT,
-            "RESULT algorithm=%s epochs=%d batch=%d threads=%d steps=%d samples/s=%.0f train_s=%.2f "
+            "RESULT algorithm=%s epochs=%d batch=%d threads=%d steps=%d samples/s=%.0f train_s=%.2f train_cpu_s=%.2f "
                 + "ms/step=%.3f train_loss=%.4f test_accuracy=%.4f (read %.2fs, to-ndarray %.2fs, eval %.2fs)%n",
-            algorithm, cfg.epochs(), cfg.batchSize(), threads, r.steps(), r.samplesPerSec(), r.trainSeconds(),
+            algorithm, cfg.epochs(), cfg.batchSize(), threads, r.steps(), r.samplesPerSec(), r.trainSeconds(), (cpu1 - cpu0) / 1e9,
             r.computeMsPerStep(), r.trainLoss(), acc, (t1 - t0) / 1e9, (t2 - t1) / 1e9, (t4 - t3) / 1e9);
       }
     }
