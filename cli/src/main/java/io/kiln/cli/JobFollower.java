@@ -44,7 +44,7 @@ final class JobFollower {
     int follow(JobView job) {
         String id = job.id();
         status = job.status();
-        out.println("Job " + id + " (" + job.name() + "): " + status + describeStatus(status));
+        out.println("Job " + id + " (" + job.name() + ") submitted: " + status);
         out.flush();
         Thread hook = new Thread(() -> {
             closeBar(false);
@@ -115,11 +115,10 @@ final class JobFollower {
         if (interactive) {
             if (bar == null) {
                 bar = new ProgressBarBuilder()
-                        .setTaskName("Training")
+                        .setTaskName("Train")
                         .setInitialMax(p.totalSteps())
                         .setStyle(ProgressBarStyle.COLORFUL_UNICODE_BLOCK)
                         .setUpdateIntervalMillis(200)
-                        .setUnit(" steps", 1)
                         .build();
             }
             if (bar.getMax() != p.totalSteps()) {
@@ -141,10 +140,10 @@ final class JobFollower {
 
     static String extra(Progress p) {
         StringBuilder sb = new StringBuilder();
-        if (p.totalEpochs() > 0) {
-            sb.append("epoch ").append(p.epoch()).append('/').append(p.totalEpochs()).append("  ");
+        if (p.totalEpochs() > 1) { // kept short: the bar shrinks to leave room for this message
+            sb.append("epoch ").append(p.epoch()).append('/').append(p.totalEpochs()).append(", ");
         }
-        sb.append(String.format(Locale.ROOT, "loss %.4f  %.0f samples/s", p.loss(), p.samplesPerSec()));
+        sb.append(String.format(Locale.ROOT, "loss %.4f, %.0f samples/s", p.loss(), p.samplesPerSec()));
         return sb.toString();
     }
 
@@ -204,16 +203,15 @@ final class JobFollower {
             reason = finalStatus.failureReason();
         }
         out.println();
-        out.println("Job:            " + id);
-        out.println("Status:         " + Fmt.dash(st));
+        out.println("Job " + id + " " + Fmt.dash(st));
+        out.println("  test accuracy  " + Fmt.number(acc, 4));
+        out.println("  model          " + Fmt.dash(model));
         String took = fin == null ? null : Fmt.duration(fin.startedAt(), fin.endedAt());
         if (took != null) {
-            out.println("Training time:  " + took);
+            out.println("  training time  " + took);
         }
-        out.println("Test accuracy:  " + Fmt.number(acc, 4));
-        out.println("Model:          " + Fmt.dash(model));
         if (reason != null && !reason.isBlank()) {
-            out.println("Failure:        " + reason);
+            out.println("  failure        " + reason);
         }
         out.flush();
         return JobStatus.COMPLETED.equals(st) ? ExitCodes.OK : ExitCodes.JOB_FAILED;

@@ -96,12 +96,12 @@ class KilnCliTest {
 
         assertEquals(0, code, err.toString());
         String o = out.toString();
-        assertTrue(o.contains("Job job-20261126-143012-a3f9 (fashion-mlp): Pending"), o);
+        assertTrue(o.contains("Job job-20261126-143012-a3f9 (fashion-mlp) submitted: Pending"), o);
         assertTrue(o.contains("step 400/469"), o);
-        assertTrue(o.contains("Status:         Completed"), o);
-        assertTrue(o.contains("Test accuracy:  0.8421"), o);
-        assertTrue(o.contains("Model:          file:/k/artifacts/jobs/job-1/model/"), o);
-        assertTrue(o.contains("Training time:  12.5s"), o);
+        assertTrue(o.contains("Job job-20261126-143012-a3f9 Completed\n"), o);
+        assertTrue(o.contains("  test accuracy  0.8421\n"), o);
+        assertTrue(o.contains("  model          file:/k/artifacts/jobs/job-1/model/\n"), o);
+        assertTrue(o.contains("  training time  12.5s\n"), o);
         JsonNode sent = KilnClient.MAPPER.readTree(server.requests().get(0).body());
         assertEquals("1", sent.get("hyperparameters").get("epochs").asText(), "flag overrode the file");
         assertEquals(1, sent.get("resources").get("workers").asInt());
@@ -116,7 +116,7 @@ class KilnCliTest {
                 job("Failed", ",\"failureReason\":\"worker-1 lost\""));
         int code = kiln("train", "--name", "fashion-mlp", "--algorithm", "mlp", "--channel", "train=/data");
         assertEquals(1, code);
-        assertTrue(out.toString().contains("Failure:        worker-1 lost"), out.toString());
+        assertTrue(out.toString().contains("  failure        worker-1 lost\n"), out.toString());
     }
 
     @Test

@@ -71,6 +71,8 @@ public final class LocalCluster implements AutoCloseable {
     /** Marks each start in a node's log; {@link #logTail} reads from the last one. */
     static final String LOG_MARK = "===== kiln local: ";
     static final String STATE_FILE = "cluster.json";
+    /** A system property naming the node, first on each command line, to recognise our processes by pid. */
+    static final String NODE_MARKER = "-Dkiln.local.node=";
 
     private final Options options;
     private final Map<String, Node> nodes = new LinkedHashMap<>();
@@ -589,10 +591,10 @@ public final class LocalCluster implements AutoCloseable {
     public static List<String> coordinatorCommand(Options o) {
         List<String> cmd = new ArrayList<>();
         cmd.add(o.javaBin());
+        cmd.add(NODE_MARKER + COORDINATOR); // first: the OS may truncate a long command line (classpath)
         cmd.addAll(o.jvmArgs());
         cmd.add("-cp");
         cmd.add(o.coordinatorClasspath() != null ? o.coordinatorClasspath() : classpath(o.requireRepoRoot(), "coordinator"));
-        cmd.add("-Dkiln.local.node=" + COORDINATOR);
         cmd.add("-Dkiln.data-dir=" + o.dataDir());
         cmd.add("-Dkiln.api.port=" + o.apiPort());
         cmd.add("-Dkiln.cluster.port=" + o.clusterPort());
@@ -610,10 +612,10 @@ public final class LocalCluster implements AutoCloseable {
     public static List<String> workerCommand(Options o, int index) {
         List<String> cmd = new ArrayList<>();
         cmd.add(o.javaBin());
+        cmd.add(NODE_MARKER + WORKER_PREFIX + index);
         cmd.addAll(o.jvmArgs());
         cmd.add("-cp");
         cmd.add(o.workerClasspath() != null ? o.workerClasspath() : classpath(o.requireRepoRoot(), "worker"));
-        cmd.add("-Dkiln.local.node=" + WORKER_PREFIX + index);
         cmd.add("-Dkiln.cluster.port=0");
         cmd.add("-Dkiln.cluster.seed=" + HOST + ":" + o.clusterPort());
         cmd.add("-Dkiln.worker.id=" + WORKER_PREFIX + index);
@@ -815,17 +817,21 @@ public final class LocalCluster implements AutoCloseable {
 
     // =================================================================== helpers
 
-    /** Whether a live process is (still) this node, not a recycled pid; true when unknowable. */
+    /**
+     * Whether a live process is (still) this node, not a recycled pid: its command line carries
+     * {@code -Dkiln.local.node=<name>} (put first, as Linux shows only the first 4 KiB) or one of the
+     * main classes. True when the command line cannot be read.
+     */
     static boolean looksLikeNode(ProcessHandle h, String name, Options o) {
-        Optional<String> line = h.info().arguments().map(a -> String.join(" ", a));
+        Optional<String> line = h.info().commandLine();
         if (line.isEmpty()) {
-            line = h.info().commandLine();
+            line = h.info().arguments().map(a -> String.join(" ", a));
         }
         if (line.isEmpty() || line.get().isBlank()) {
             return true;
         }
-        String l = line.get();
-        return l.contains("-Dkiln.local.node=" + name + " ") || l.contains(o.coordinatorMainClass())
+        String l = line.get() + " ";
+        return l.contains(NODE_MARKER + name + " ") || l.contains(o.coordinatorMainClass())
                 || l.contains(o.workerMainClass()) || l.contains(COORDINATOR_MAIN) || l.contains(WORKER_MAIN);
     }
 

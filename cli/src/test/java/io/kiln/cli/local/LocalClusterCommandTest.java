@@ -58,8 +58,8 @@ class LocalClusterCommandTest {
         List<String> cmd = LocalCluster.coordinatorCommand(options().apiPort(7481).clusterPort(25521).build());
         assertEquals(List.of(
                 "/jdk/bin/java",
-                "-cp", repo.resolve("coordinator/target/classes") + ":/m2/a-coordinator.jar:/m2/b.jar",
                 "-Dkiln.local.node=coordinator",
+                "-cp", repo.resolve("coordinator/target/classes") + ":/m2/a-coordinator.jar:/m2/b.jar",
                 "-Dkiln.data-dir=" + data,
                 "-Dkiln.api.port=7481",
                 "-Dkiln.cluster.port=25521",
@@ -74,7 +74,7 @@ class LocalClusterCommandTest {
                 .postgresUrl("jdbc:postgresql://db:5432/kiln").jvmArgs(List.of("-Xmx512m")).build());
         assertTrue(cmd.contains("-Dkiln.journal=postgres"));
         assertTrue(cmd.contains("-Dkiln.postgres.url=jdbc:postgresql://db:5432/kiln"));
-        assertEquals("-Xmx512m", cmd.get(1), "JVM options come before -cp");
+        assertEquals("-Xmx512m", cmd.get(2), "JVM options come before -cp");
         assertFalse(LocalCluster.coordinatorCommand(options().build()).stream().anyMatch(s -> s.contains("postgres")));
     }
 
@@ -83,8 +83,8 @@ class LocalClusterCommandTest {
         List<String> cmd = LocalCluster.workerCommand(options().clusterPort(25530).workerProperty("x.y", "z").build(), 3);
         assertEquals(List.of(
                 "/jdk/bin/java",
-                "-cp", repo.resolve("worker/target/classes") + ":/m2/a-worker.jar:/m2/b.jar",
                 "-Dkiln.local.node=worker-3",
+                "-cp", repo.resolve("worker/target/classes") + ":/m2/a-worker.jar:/m2/b.jar",
                 "-Dkiln.cluster.port=0",
                 "-Dkiln.cluster.seed=127.0.0.1:25530",
                 "-Dkiln.worker.id=worker-3",

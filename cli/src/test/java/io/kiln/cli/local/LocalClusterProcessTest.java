@@ -28,6 +28,9 @@ class LocalClusterProcessTest {
 
     private LocalCluster.Options.Builder fakeOptions(Path data) throws Exception {
         String testClasses = Paths.get(FakeCoordinator.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toString();
+        // A real node's classpath is > 4 KiB, and Linux shows only the first 4 KiB of a command line
+        // to ProcessHandle.info(): pad ours so that attach() must recognise nodes from that prefix.
+        testClasses = testClasses + ":/nonexistent/padding-jar-to-make-the-command-line-long.jar".repeat(100);
         return LocalCluster.Options.builder()
                 .repoRoot(tmp)
                 .dataDir(data)
