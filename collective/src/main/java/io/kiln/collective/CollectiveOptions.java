@@ -18,9 +18,10 @@ public final class CollectiveOptions {
     private final int chunkBytes;
     private final int smallMessageBytes;
     private final int socketBufferBytes;
+    private final boolean sharedMemory;
 
     private CollectiveOptions(Duration timeout, Duration connectTimeout, int generation, int chunkBytes,
-                              int smallMessageBytes, int socketBufferBytes) {
+                              int smallMessageBytes, int socketBufferBytes, boolean sharedMemory) {
         this.timeout = positive(timeout, "timeout");
         this.connectTimeout = positive(connectTimeout, "connectTimeout");
         if (chunkBytes < 4096 || chunkBytes % 4 != 0) {
@@ -36,6 +37,7 @@ public final class CollectiveOptions {
         this.chunkBytes = chunkBytes;
         this.smallMessageBytes = smallMessageBytes;
         this.socketBufferBytes = socketBufferBytes;
+        this.sharedMemory = sharedMemory;
     }
 
     private static Duration positive(Duration d, String name) {
@@ -46,9 +48,12 @@ public final class CollectiveOptions {
         return d;
     }
 
-    /** Defaults: 30 s timeouts, generation 0, 256 KiB chunks, 64 KiB small-message path, 4 MiB socket buffers. */
+    /**
+     * Defaults: 30 s timeouts, generation 0, 256 KiB chunks, 64 KiB small-message path, 4 MiB
+     * socket buffers, shared memory between ranks on the same host.
+     */
     public static CollectiveOptions defaults() {
-        return new CollectiveOptions(DEFAULT_TIMEOUT, DEFAULT_TIMEOUT, 0, 256 << 10, 64 << 10, 4 << 20);
+        return new CollectiveOptions(DEFAULT_TIMEOUT, DEFAULT_TIMEOUT, 0, 256 << 10, 64 << 10, 4 << 20, true);
     }
 
     /** Upper bound of every blocking collective call (all-reduce, broadcast, barrier). */
@@ -69,34 +74,46 @@ public final class CollectiveOptions {
     /** SO_SNDBUF / SO_RCVBUF requested for ring sockets; 0 keeps the OS default. */
     public int socketBufferBytes() { return socketBufferBytes; }
 
+    /**
+     * Whether a ring link between two ranks on the same host may use shared memory (/dev/shm)
+     * instead of TCP for data; negotiated per link, TCP stays open for liveness. Default true.
+     */
+    public boolean sharedMemory() { return sharedMemory; }
+
+    /** {@code false} forces TCP for every link. */
+    public CollectiveOptions withSharedMemory(boolean on) {
+        return new CollectiveOptions(timeout, connectTimeout, generation, chunkBytes, smallMessageBytes,
+                socketBufferBytes, on);
+    }
+
     public CollectiveOptions withTimeout(Duration t) {
-        return new CollectiveOptions(t, connectTimeout, generation, chunkBytes, smallMessageBytes, socketBufferBytes);
+        return new CollectiveOptions(t, connectTimeout, generation, chunkBytes, smallMessageBytes, socketBufferBytes, sharedMemory);
     }
 
     public CollectiveOptions withConnectTimeout(Duration t) {
-        return new CollectiveOptions(timeout, t, generation, chunkBytes, smallMessageBytes, socketBufferBytes);
+        return new CollectiveOptions(timeout, t, generation, chunkBytes, smallMessageBytes, socketBufferBytes, sharedMemory);
     }
 
     public CollectiveOptions withGeneration(int g) {
-        return new CollectiveOptions(timeout, connectTimeout, g, chunkBytes, smallMessageBytes, socketBufferBytes);
+        return new CollectiveOptions(timeout, connectTimeout, g, chunkBytes, smallMessageBytes, socketBufferBytes, sharedMemory);
     }
 
     public CollectiveOptions withChunkBytes(int b) {
-        return new CollectiveOptions(timeout, connectTimeout, generation, b, smallMessageBytes, socketBufferBytes);
+        return new CollectiveOptions(timeout, connectTimeout, generation, b, smallMessageBytes, socketBufferBytes, sharedMemory);
     }
 
     public CollectiveOptions withSmallMessageBytes(int b) {
-        return new CollectiveOptions(timeout, connectTimeout, generation, chunkBytes, b, socketBufferBytes);
+        return new CollectiveOptions(timeout, connectTimeout, generation, chunkBytes, b, socketBufferBytes, sharedMemory);
     }
 
     public CollectiveOptions withSocketBufferBytes(int b) {
-        return new CollectiveOptions(timeout, connectTimeout, generation, chunkBytes, smallMessageBytes, b);
+        return new CollectiveOptions(timeout, connectTimeout, generation, chunkBytes, smallMessageBytes, b, sharedMemory);
     }
 
     @Override
     public String toString() {
         return "CollectiveOptions{timeout=" + timeout + ", connectTimeout=" + connectTimeout + ", generation=" + generation
                 + ", chunkBytes=" + chunkBytes + ", smallMessageBytes=" + smallMessageBytes
-                + ", socketBufferBytes=" + socketBufferBytes + '}';
+                + ", socketBufferBytes=" + socketBufferBytes + ", sharedMemory=" + sharedMemory + '}';
     }
 }

@@ -34,8 +34,13 @@ final class Frames {
     static final short OP_BROADCAST = 11;
     static final short OP_BARRIER = 12;
 
-    /** HELLO payload: world size, chunkBytes, smallMessageBytes, reserved. */
+    /**
+     * HELLO payload: world size, chunkBytes, smallMessageBytes, shared-memory path length L; when
+     * L > 0 followed by the link token (8 bytes) and the UTF-8 path of the offered link file.
+     * ACK: {@code item} = 1 when the shared-memory link was accepted.
+     */
     static final int HELLO_PAYLOAD_BYTES = 16;
+    static final int MAX_SHM_PATH = 1024;
 
     static final int O_MAGIC = 0;
     static final int O_GEN = 4;
@@ -54,15 +59,21 @@ final class Frames {
     /** Fills {@code h} (absolute puts) and rewinds it to [0, 32). */
     static void put(ByteBuffer h, int gen, int seq, int item, short op, int src, int length, int count, int aux) {
         h.clear();
-        h.putInt(O_MAGIC, MAGIC);
-        h.putInt(O_GEN, gen);
-        h.putInt(O_SEQ, seq);
-        h.putInt(O_ITEM, item);
-        h.putShort(O_OP, op);
-        h.putShort(O_SRC, (short) src);
-        h.putInt(O_LENGTH, length);
-        h.putInt(O_COUNT, count);
-        h.putInt(O_AUX, aux);
+        putAt(h, 0, gen, seq, item, op, src, length, count, aux);
+    }
+
+    /** Writes a header at byte offset {@code b} of {@code h} (absolute puts, position untouched). */
+    static void putAt(ByteBuffer h, int b, int gen, int seq, int item, short op, int src, int length, int count,
+                      int aux) {
+        h.putInt(b + O_MAGIC, MAGIC);
+        h.putInt(b + O_GEN, gen);
+        h.putInt(b + O_SEQ, seq);
+        h.putInt(b + O_ITEM, item);
+        h.putShort(b + O_OP, op);
+        h.putShort(b + O_SRC, (short) src);
+        h.putInt(b + O_LENGTH, length);
+        h.putInt(b + O_COUNT, count);
+        h.putInt(b + O_AUX, aux);
     }
 
     static String opName(int op) {

@@ -69,6 +69,17 @@ public final class RingCollective implements Collective {
     private final int prevRank;
     private final SocketChannel next;
     private final SocketChannel prev;
+    /** Shared-memory data links (null: the link uses its TCP connection for data). */
+    private final ShmLink shmOut;
+    private final ShmLink shmIn;
+    private final ByteBuffer doorbellOutNext = ByteBuffer.allocateDirect(1);
+    private final ByteBuffer doorbellOutPrev = ByteBuffer.allocateDirect(1);
+    private final ByteBuffer doorbellInNext = ByteBuffer.allocateDirect(64);
+    private final ByteBuffer doorbellInPrev = ByteBuffer.allocateDirect(64);
+    /** Selectors over the liveness/doorbell connections of shared-memory links (null when unused). */
+    private final Selector selPrev;
+    private final Selector selNext;
+    private final Selector selBoth;
 
     // Caller-thread I/O state (latency path sends, all receives).
     private final ByteBuffer callerHdr = Frames.newHeader();
@@ -89,6 +100,8 @@ public final class RingCollective implements Collective {
     private int opSendItems;
     private int opRecvItems;
     private int opDepLag;
+    /** Two ranks, small message: one exchange of the whole buffer, each side adds (latency path). */
+    private boolean opDirect;
     private ByteBuffer opCallerView;
     private ByteBuffer opSenderView;
     private FloatBuffer opFloats;
@@ -123,6 +136,11 @@ public final class RingCollective implements Collective {
     private final ScheduledFuture<?> watchdogTask;
 
     private RingCollective(int rank, int world, CollectiveOptions options, SocketChannel next, SocketChannel prev) {
+        this(rank, world, options, next, prev, null, null);
+    }
+
+    private RingCollective(int rank, int world, CollectiveOptions options, SocketChannel next, SocketChannel prev,
+                           ShmLink shmOut, ShmLink shmIn) {
         this.rank = rank;
         this.world = world;
         this.options = options;
@@ -132,6 +150,15 @@ public final class RingCollective implements Collective {
         this.prevRank = (rank - 1 + world) % world;
         this.next = next;
         this.prev = prev;
+        this.shmOut = shmOut;
+        this.shmIn = shmIn;
+        try {
+            this.selPrev = shmIn != null ? selector(prev) : null;
+            this.selNext = shmOut != null ? selector(next) : null;
+            this.selBoth = shmIn != null && shmOut != null ? selector(prev, next) : null;
+        } catch (IOException e) {
+            throw new CollectiveException("rank " + rank + ": cannot create selectors: " + e, e);
+        }
         if (world > 1) {
             this.scratch = ByteBuffer.allocateDirect(Math.max(options.chunkBytes(), options.smallMessageBytes()) + 64);
             this.sender = new Sender();
@@ -143,6 +170,14 @@ public final class RingCollective implements Collective {
             this.sender = null;
             this.watchdogTask = null;
         }
+    }
+
+    private static Selector selector(SocketChannel... chs) throws IOException {
+        Selector sel = Selector.open();
+        for (SocketChannel ch : chs) {
+            ch.register(sel, SelectionKey.OP_READ);
+        }
+        return sel;
     }
 
     // ------------------------------------------------------------------ forming the group
@@ -187,36 +222,61 @@ public final class RingCollective implements Collective {
         int nextRank = (rank + 1) % n;
         int prevRank = (rank - 1 + n) % n;
         SocketChannel next = null;
-        SocketChannel prev = null;
+        Accepted accepted = null;
+        ShmLink offered = null;
         try {
             InetSocketAddress nextAddr = parse(addresses.get(nextRank));
             next = connect(rank, nextRank, nextAddr, options, deadline);
-            ByteBuffer hello = ByteBuffer.allocate(Frames.HEADER_BYTES + Frames.HELLO_PAYLOAD_BYTES);
+            if (options.sharedMemory()) {
+                try {
+                    int slotBytes = Math.max(options.chunkBytes(), options.smallMessageBytes());
+                    int slots = Math.max(4, Math.min(64, (2 << 20) / Math.max(1, slotBytes)));
+                    offered = ShmLink.create(options.generation(), rank, slots, slotBytes);
+                } catch (IOException | RuntimeException e) {
+                    log.debug("rank {}: no shared-memory link offered: {}", rank, e.toString());
+                }
+            }
+            byte[] path = offered == null ? new byte[0] : offered.path.toString().getBytes(StandardCharsets.UTF_8);
+            if (path.length > Frames.MAX_SHM_PATH) {
+                offered.unlink();
+                offered = null;
+                path = new byte[0];
+            }
+            int payload = Frames.HELLO_PAYLOAD_BYTES + (offered == null ? 0 : 8 + path.length);
+            ByteBuffer hello = ByteBuffer.allocate(Frames.HEADER_BYTES + payload);
             hello.putInt(Frames.MAGIC).putInt(options.generation()).putInt(0).putInt(0)
-                    .putShort(Frames.OP_HELLO).putShort((short) rank).putInt(Frames.HELLO_PAYLOAD_BYTES)
+                    .putShort(Frames.OP_HELLO).putShort((short) rank).putInt(payload)
                     .putInt(n).putInt(Frames.PROTOCOL_VERSION)
-                    .putInt(n).putInt(options.chunkBytes()).putInt(options.smallMessageBytes()).putInt(0);
+                    .putInt(n).putInt(options.chunkBytes()).putInt(options.smallMessageBytes()).putInt(path.length);
+            if (offered != null) {
+                hello.putLong(offered.token).put(path);
+            }
             hello.flip();
             writeWithDeadline(next, hello, deadline);
             ByteBuffer answer = ByteBuffer.allocate(Frames.HEADER_BYTES);
-            prev = acceptPrev(rank, n, prevRank, listener, options, deadline, next, nextRank, answer);
+            accepted = acceptPrev(rank, n, prevRank, listener, options, deadline, next, nextRank, answer);
             awaitAck(rank, nextRank, next, deadline, answer);
-            configureData(next, options);
-            configureData(prev, options);
-            log.debug("rank {}/{} generation {}: ring formed (next {} at {}, prev {})", rank, n, options.generation(),
-                    nextRank, nextAddr, prevRank);
-            return new RingCollective(rank, n, options, next, prev);
+            ShmLink out = offered != null && answer.getInt(Frames.O_ITEM) == 1 ? offered : null;
+            configureData(next, options, out != null);
+            configureData(accepted.channel, options, accepted.shm != null);
+            log.debug("rank {}/{} generation {}: ring formed (next {} at {} over {}, prev {} over {})", rank, n,
+                    options.generation(), nextRank, nextAddr, out != null ? "shm" : "tcp", prevRank,
+                    accepted.shm != null ? "shm" : "tcp");
+            return new RingCollective(rank, n, options, next, accepted.channel, out, accepted.shm);
         } catch (CollectiveException e) {
             closeQuietly(next);
-            closeQuietly(prev);
+            closeQuietly(accepted == null ? null : accepted.channel);
             throw e;
         } catch (IOException | RuntimeException e) {
             closeQuietly(next);
-            closeQuietly(prev);
+            closeQuietly(accepted == null ? null : accepted.channel);
             throw new CollectiveException("rank " + rank + ": forming the ring of " + n + " (generation "
                     + options.generation() + ") failed: " + e, e);
         } finally {
             closeQuietly(listener);
+            if (offered != null) {
+                offered.unlink(); // both sides have it mapped (or it was refused): no file is left behind
+            }
         }
     }
 
@@ -291,9 +351,13 @@ public final class RingCollective implements Collective {
      * Accepts connections until the previous rank's valid HELLO arrives. Meanwhile watches the
      * connection to the next rank, whose answer (ACK, or REJECT: fail at once) may come first.
      */
-    private static SocketChannel acceptPrev(int rank, int n, int prevRank, ServerSocketChannel listener,
-                                            CollectiveOptions options, long deadline, SocketChannel next,
-                                            int nextRank, ByteBuffer answer) throws IOException {
+    /** The accepted connection from the previous rank and, when agreed, its shared-memory link. */
+    private record Accepted(SocketChannel channel, ShmLink shm) {
+    }
+
+    private static Accepted acceptPrev(int rank, int n, int prevRank, ServerSocketChannel listener,
+                                       CollectiveOptions options, long deadline, SocketChannel next,
+                                       int nextRank, ByteBuffer answer) throws IOException {
         List<String> rejected = new ArrayList<>();
         listener.configureBlocking(false);
         next.configureBlocking(false);
@@ -333,18 +397,37 @@ public final class RingCollective implements Collective {
                 }
                 String problem;
                 ByteBuffer hello = ByteBuffer.allocate(Frames.HEADER_BYTES + Frames.HELLO_PAYLOAD_BYTES);
+                ShmLink shm = null;
                 try {
                     ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
-                    readWithDeadline(ch, hello, Math.min(deadline, System.nanoTime() + TimeUnit.SECONDS.toNanos(5)));
+                    long helloDeadline = Math.min(deadline, System.nanoTime() + TimeUnit.SECONDS.toNanos(5));
+                    readWithDeadline(ch, hello, helloDeadline);
                     problem = checkHello(hello, rank, n, prevRank, options);
+                    int pathLen = hello.getInt(Frames.HEADER_BYTES + 12);
+                    if (problem == null && pathLen > 0) {
+                        if (pathLen > Frames.MAX_SHM_PATH
+                                || hello.getInt(Frames.O_LENGTH) != Frames.HELLO_PAYLOAD_BYTES + 8 + pathLen) {
+                            problem = "malformed shared-memory offer";
+                        } else {
+                            ByteBuffer offer = ByteBuffer.allocate(8 + pathLen);
+                            readWithDeadline(ch, offer, helloDeadline);
+                            if (options.sharedMemory()) {
+                                shm = ShmLink.attach(new String(offer.array(), 8, pathLen, StandardCharsets.UTF_8),
+                                        offer.getLong(0));
+                            }
+                        }
+                    } else if (problem == null && hello.getInt(Frames.O_LENGTH) != Frames.HELLO_PAYLOAD_BYTES) {
+                        problem = "malformed HELLO length " + hello.getInt(Frames.O_LENGTH);
+                    }
                 } catch (IOException | CollectiveException e) {
                     problem = "bad handshake from " + remote(ch) + ": " + e.getMessage();
                 }
                 if (problem == null) {
                     ByteBuffer ack = ByteBuffer.allocate(Frames.HEADER_BYTES);
-                    Frames.put(ack, options.generation(), 0, 0, Frames.OP_ACK, rank, 0, n, Frames.PROTOCOL_VERSION);
+                    Frames.put(ack, options.generation(), 0, shm != null ? 1 : 0, Frames.OP_ACK, rank, 0, n,
+                            Frames.PROTOCOL_VERSION);
                     writeWithDeadline(ch, ack, deadline);
-                    return ch;
+                    return new Accepted(ch, shm);
                 }
                 rejected.add(problem);
                 log.warn("rank {} (generation {}): refused a connection: {}", rank, options.generation(), problem);
@@ -445,8 +528,10 @@ public final class RingCollective implements Collective {
         }
     }
 
-    private static void configureData(SocketChannel ch, CollectiveOptions options) throws IOException {
-        ch.configureBlocking(true);
+    /** Data connections block; a connection whose data goes through shared memory only watches liveness. */
+    private static void configureData(SocketChannel ch, CollectiveOptions options, boolean livenessOnly)
+            throws IOException {
+        ch.configureBlocking(!livenessOnly);
         ch.setOption(StandardSocketOptions.TCP_NODELAY, true);
         ch.setOption(StandardSocketOptions.SO_KEEPALIVE, true);
         if (options.socketBufferBytes() > 0) {
@@ -543,6 +628,16 @@ public final class RingCollective implements Collective {
         return options;
     }
 
+    /** "shm" or "tcp" for the data link to the next rank ("none" for world size 1). */
+    public String transportToNext() {
+        return world == 1 ? "none" : shmOut != null ? "shm" : "tcp";
+    }
+
+    /** "shm" or "tcp" for the data link from the previous rank ("none" for world size 1). */
+    public String transportFromPrev() {
+        return world == 1 ? "none" : shmIn != null ? "shm" : "tcp";
+    }
+
     @Override
     public synchronized void allReduceSum(ByteBuffer buffer, int count) {
         checkRegion(buffer, count);
@@ -626,8 +721,15 @@ public final class RingCollective implements Collective {
             return;
         }
         closed = true;
+        abortLinks(ShmLink.ABORT_CLOSED);
         closeQuietly(next);
         closeQuietly(prev);
+        aliasKey = null;
+        aliasValue = null;
+        viewKey = null;
+        closeQuietly(selPrev);
+        closeQuietly(selNext);
+        closeQuietly(selBoth);
         if (watchdogTask != null) {
             watchdogTask.cancel(false);
         }
@@ -775,6 +877,9 @@ public final class RingCollective implements Collective {
     }
 
     private long sendRange(int i) {
+        if (opDirect) {
+            return (long) opCount << 32;
+        }
         if (opCode == Frames.OP_ALLREDUCE) {
             int s = i / opK;
             int k = i % opK;
@@ -788,6 +893,9 @@ public final class RingCollective implements Collective {
     }
 
     private long recvRange(int j) {
+        if (opDirect) {
+            return (long) opCount << 32;
+        }
         if (opCode == Frames.OP_ALLREDUCE) {
             int s = j / opK;
             int k = j % opK;
@@ -801,7 +909,7 @@ public final class RingCollective implements Collective {
     }
 
     private boolean recvReduces(int j) {
-        return opCode == Frames.OP_ALLREDUCE && j / opK < world - 1;
+        return opDirect || (opCode == Frames.OP_ALLREDUCE && j / opK < world - 1);
     }
 
     /** Number of received items send item i waits for. */
@@ -818,7 +926,14 @@ public final class RingCollective implements Collective {
         opAux = root;
         long bytes = (long) count * 4;
         boolean small = bytes <= options.smallMessageBytes();
-        if (op == Frames.OP_ALLREDUCE) {
+        opDirect = op == Frames.OP_ALLREDUCE && world == 2 && small;
+        if (opDirect) {
+            // a0 + a1 on rank 0 and a1 + a0 on rank 1: IEEE addition commutes, results are bit-identical
+            opK = 1;
+            opSendItems = 1;
+            opRecvItems = 1;
+            opDepLag = Integer.MAX_VALUE;
+        } else if (op == Frames.OP_ALLREDUCE) {
             long maxSegBytes = ((long) count + world - 1) / world * 4;
             opK = small ? 1 : (int) Math.max(1, (maxSegBytes + options.chunkBytes() - 1) / options.chunkBytes());
             opSendItems = 2 * (world - 1) * opK;
@@ -875,7 +990,9 @@ public final class RingCollective implements Collective {
         try {
             boolean sequential = (long) count * 4 <= options.smallMessageBytes() || opSendItems == 0
                     || opRecvItems == 0;
-            if (sequential) {
+            if (shmOut != null && shmIn != null) {
+                runShm();
+            } else if (sequential) {
                 runSequential();
             } else {
                 runPipelined();
@@ -941,7 +1058,237 @@ public final class RingCollective implements Collective {
         }
     }
 
+    /**
+     * Both links in shared memory: one thread, no hand-off. Publishes every frame that is ready
+     * and has a free slot, consumes the next incoming frame, and idles (spin, yield, park) only
+     * when neither can progress.
+     */
+    private void runShm() {
+        int i = 0;
+        int j = 0;
+        while (i < opSendItems || j < opRecvItems) {
+            boolean progress = false;
+            while (i < opSendItems && need(i) <= j && shmOut.canPublish()) {
+                shmPublish(i, opSenderView);
+                i++;
+                sentDone = i;
+                progress = true;
+            }
+            if (j < opRecvItems && shmIn.available()) {
+                shmConsume(j);
+                j++;
+                recvDone = j;
+                progress = true;
+            }
+            if (!progress) {
+                boolean data = j < opRecvItems;
+                boolean slot = i < opSendItems && need(i) <= j;
+                awaitShm(data, slot);
+            }
+        }
+    }
+
+    /**
+     * Waits until shared-memory progress is possible: frame available from prev ({@code data})
+     * and/or a free slot towards next ({@code slot}). Spins for a few tens of microseconds, then
+     * raises its sleeping flag(s) and blocks on the links' TCP connections, which the peer rings
+     * with a doorbell byte after its next publish/consume. A closed connection (dead peer), a
+     * peer's abort flag, this group's failure or close end the wait with an exception.
+     */
+    private void awaitShm(boolean data, boolean slot) {
+        long start = System.nanoTime();
+        for (int k = 0; ; k++) {
+            if ((data && shmIn.available()) || (slot && shmOut.canPublish())) {
+                return;
+            }
+            if ((k & 31) == 31) {
+                CollectiveException gone = peerProblem(data, slot, false);
+                if (gone != null) {
+                    if ((data && shmIn.available()) || (slot && shmOut.canPublish())) {
+                        return; // the peer published/consumed before it closed: finish this step
+                    }
+                    throw gone;
+                }
+                long spent = System.nanoTime() - start;
+                if (spent > SPIN_NANOS + YIELD_NANOS) {
+                    break;
+                }
+                if (spent > SPIN_NANOS) {
+                    Thread.yield();
+                    continue;
+                }
+            }
+            Thread.onSpinWait();
+        }
+        Selector sel = data && slot ? selBoth : data ? selPrev : selNext;
+        boolean eof = false;
+        while (true) {
+            if (data) {
+                shmIn.setConsumerSleeping(true);
+            }
+            if (slot) {
+                shmOut.setProducerSleeping(true);
+            }
+            try {
+                if ((data && shmIn.available()) || (slot && shmOut.canPublish())) {
+                    return;
+                }
+                CollectiveException gone = peerProblem(data, slot, eof);
+                if (gone != null) {
+                    throw gone;
+                }
+                sel.select(SLEEP_MILLIS);
+                sel.selectedKeys().clear();
+                if (data) {
+                    eof |= drain(prev, doorbellInPrev);
+                }
+                if (slot) {
+                    eof |= drain(next, doorbellInNext);
+                }
+            } catch (IOException e) {
+                throw ioFailure(e, data);
+            } catch (java.nio.channels.ClosedSelectorException e) {
+                CollectiveException gone = peerProblem(data, slot, false);
+                throw gone != null ? gone
+                        : new CollectiveException("rank " + rank + ": collective closed during " + describeOp(), e);
+            } finally {
+                if (data) {
+                    shmIn.setConsumerSleeping(false);
+                }
+                if (slot) {
+                    shmOut.setProducerSleeping(false);
+                }
+            }
+        }
+    }
+
+    /** Spin this long, then yield this long, before sleeping on the doorbell. */
+    private static final long SPIN_NANOS = 20_000L;
+    private static final long YIELD_NANOS = 30_000L;
+    private static final long SLEEP_MILLIS = 20L;
+
+    /**
+     * Why the wait cannot succeed, or null: this group failed or was closed, a peer set its abort
+     * flag, or (when {@code eof}) a link's TCP connection reached end of stream.
+     */
+    private CollectiveException peerProblem(boolean watchPrev, boolean watchNext, boolean eof) {
+        CollectiveException f = failure.get();
+        if (f != null) {
+            return new CollectiveException(f.getMessage(), f.peerRank(), f);
+        }
+        if (closed) {
+            return new CollectiveException("rank " + rank + ": collective closed during " + describeOp());
+        }
+        if (watchPrev && shmIn != null) {
+            int a = shmIn.abortFlag();
+            if (a != ShmLink.ABORT_NONE) {
+                return peerAborted(prevRank, a);
+            }
+        }
+        if (watchNext && shmOut != null) {
+            int a = shmOut.abortFlag();
+            if (a != ShmLink.ABORT_NONE) {
+                return peerAborted(nextRank, a);
+            }
+        }
+        if (eof) {
+            int peer = watchPrev ? prevRank : nextRank;
+            return new CollectiveException("rank " + rank + ": connection to rank " + peer + " closed during "
+                    + describeOp() + ": peer rank " + peer + " failed or closed", peer, null);
+        }
+        return null;
+    }
+
+    /** Reads doorbell bytes off a shared-memory link's TCP connection; true at end of stream (peer gone). */
+    private boolean drain(SocketChannel ch, ByteBuffer b) throws IOException {
+        while (true) {
+            b.clear();
+            int n = ch.read(b);
+            if (n == 0) {
+                return false;
+            }
+            if (n < 0) {
+                return true;
+            }
+        }
+    }
+
+    /** Wakes a sleeping peer: one byte on the link's TCP connection (never blocks; a full buffer already wakes it). */
+    private void ring(SocketChannel ch, ByteBuffer b) {
+        try {
+            b.clear();
+            ch.write(b);
+        } catch (IOException e) {
+            // the peer is gone; the next wait on this link reports it
+        }
+    }
+
+    private CollectiveException peerAborted(int peer, int flag) {
+        return new CollectiveException("rank " + rank + ": peer rank " + peer + " failed or closed during "
+                + describeOp() + " (it " + (flag == ShmLink.ABORT_CLOSED ? "closed" : "aborted")
+                + " the shared-memory link)", peer, null);
+    }
+
+    private void abortLinks(int flag) {
+        if (shmOut != null) {
+            shmOut.setAbort(flag);
+        }
+        if (shmIn != null) {
+            shmIn.setAbort(flag);
+        }
+    }
+
+    /** Writes send item i into the next free slot (the caller checked {@code canPublish()}). */
+    private void shmPublish(int i, ByteBuffer view) {
+        long r = sendRange(i);
+        int a = (int) r;
+        int len = ((int) (r >>> 32) - a) * 4;
+        int base = shmOut.nextSlot();
+        Frames.putAt(shmOut.headers, base, gen, opSeq, i, opCode, rank, len, opCount, opAux);
+        if (len > 0) {
+            view.limit(view.capacity());
+            view.position(a * 4);
+            view.limit(a * 4 + len);
+            shmOut.putPayload(view, len);
+        }
+        shmOut.publish();
+        if (shmOut.consumerSleeping()) {
+            ring(next, doorbellOutNext);
+        }
+    }
+
+    /** Checks, reduces or copies, and releases the next incoming slot (the caller checked {@code available()}). */
+    private void shmConsume(int j) {
+        long r = recvRange(j);
+        int a = (int) r;
+        int len = ((int) (r >>> 32) - a) * 4;
+        int base = shmIn.currentSlot();
+        checkHeader(shmIn.headers, base, j, len);
+        if (len > 0) {
+            if (recvReduces(j)) {
+                Reduce.add(opFloats, a, shmIn.floats(opCallerView.order()), (base + ShmLink.SLOT_HEADER) >> 2, len >> 2);
+            } else {
+                ByteBuffer t = opCallerView;
+                t.limit(t.capacity());
+                t.position(a * 4);
+                t.limit(a * 4 + len);
+                shmIn.getPayload(t, len);
+            }
+        }
+        shmIn.consume();
+        if (shmIn.producerSleeping()) {
+            ring(prev, doorbellOutPrev);
+        }
+    }
+
     private void sendItem(int i, ByteBuffer hdr, ByteBuffer[] vec, ByteBuffer view) {
+        if (shmOut != null) {
+            if (!shmOut.canPublish()) {
+                awaitShm(false, true);
+            }
+            shmPublish(i, view);
+            return;
+        }
         long r = sendRange(i);
         int a = (int) r;
         int b = (int) (r >>> 32);
@@ -970,6 +1317,13 @@ public final class RingCollective implements Collective {
     }
 
     private void recvItem(int j) {
+        if (shmIn != null) {
+            if (!shmIn.available()) {
+                awaitShm(true, false);
+            }
+            shmConsume(j);
+            return;
+        }
         long r = recvRange(j);
         int a = (int) r;
         int b = (int) (r >>> 32);
@@ -1001,7 +1355,7 @@ public final class RingCollective implements Collective {
                 }
                 done += n;
                 if (!checked && done >= Frames.HEADER_BYTES) {
-                    checkHeader(j, len);
+                    checkHeader(recvHdr, 0, j, len);
                     checked = true;
                 }
             }
@@ -1009,36 +1363,35 @@ public final class RingCollective implements Collective {
             throw ioFailure(e, true);
         }
         if (!checked) {
-            checkHeader(j, len);
+            checkHeader(recvHdr, 0, j, len);
         }
         if (reduce && len > 0) {
             Reduce.add(opFloats, a, opScratchFloats, 0, len >> 2);
         }
     }
 
-    private void checkHeader(int item, int len) {
-        ByteBuffer h = recvHdr;
-        int magic = h.getInt(Frames.O_MAGIC);
+    private void checkHeader(ByteBuffer h, int b, int item, int len) {
+        int magic = h.getInt(b + Frames.O_MAGIC);
         String problem = null;
         if (magic != Frames.MAGIC) {
             problem = String.format("bad magic 0x%08X (expected 0x%08X)", magic, Frames.MAGIC);
-        } else if (h.getInt(Frames.O_GEN) != gen) {
-            problem = "generation " + h.getInt(Frames.O_GEN) + ", expected " + gen;
-        } else if (h.getShort(Frames.O_OP) != opCode) {
-            problem = Frames.opName(h.getShort(Frames.O_OP)) + " frame, expected " + Frames.opName(opCode)
+        } else if (h.getInt(b + Frames.O_GEN) != gen) {
+            problem = "generation " + h.getInt(b + Frames.O_GEN) + ", expected " + gen;
+        } else if (h.getShort(b + Frames.O_OP) != opCode) {
+            problem = Frames.opName(h.getShort(b + Frames.O_OP)) + " frame, expected " + Frames.opName(opCode)
                     + " (ranks called different collectives)";
-        } else if (h.getInt(Frames.O_SEQ) != opSeq || h.getInt(Frames.O_ITEM) != item) {
-            problem = "operation #" + h.getInt(Frames.O_SEQ) + " item " + h.getInt(Frames.O_ITEM) + ", expected #" + opSeq
+        } else if (h.getInt(b + Frames.O_SEQ) != opSeq || h.getInt(b + Frames.O_ITEM) != item) {
+            problem = "operation #" + h.getInt(b + Frames.O_SEQ) + " item " + h.getInt(b + Frames.O_ITEM) + ", expected #" + opSeq
                     + " item " + item;
-        } else if (h.getShort(Frames.O_SRC) != prevRank) {
-            problem = "sender rank " + h.getShort(Frames.O_SRC) + ", expected " + prevRank;
-        } else if (h.getInt(Frames.O_COUNT) != opCount) {
-            problem = "element count " + h.getInt(Frames.O_COUNT) + ", this rank has " + opCount
+        } else if (h.getShort(b + Frames.O_SRC) != prevRank) {
+            problem = "sender rank " + h.getShort(b + Frames.O_SRC) + ", expected " + prevRank;
+        } else if (h.getInt(b + Frames.O_COUNT) != opCount) {
+            problem = "element count " + h.getInt(b + Frames.O_COUNT) + ", this rank has " + opCount
                     + " (ranks passed different counts)";
-        } else if (h.getInt(Frames.O_LENGTH) != len) {
-            problem = "payload length " + h.getInt(Frames.O_LENGTH) + " bytes, expected " + len;
-        } else if (h.getInt(Frames.O_AUX) != opAux) {
-            problem = "root " + h.getInt(Frames.O_AUX) + ", this rank has root " + opAux;
+        } else if (h.getInt(b + Frames.O_LENGTH) != len) {
+            problem = "payload length " + h.getInt(b + Frames.O_LENGTH) + " bytes, expected " + len;
+        } else if (h.getInt(b + Frames.O_AUX) != opAux) {
+            problem = "root " + h.getInt(b + Frames.O_AUX) + ", this rank has root " + opAux;
         }
         if (problem != null) {
             throw new CollectiveException("rank " + rank + ": malformed frame from rank " + prevRank + " during "
@@ -1079,6 +1432,7 @@ public final class RingCollective implements Collective {
         if (first == null) {
             log.warn("{}", e.getMessage());
         }
+        abortLinks(ShmLink.ABORT_FAILED);
         closeQuietly(next);
         closeQuietly(prev);
         Sender s = sender;

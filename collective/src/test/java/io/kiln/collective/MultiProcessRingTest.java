@@ -21,15 +21,22 @@ class MultiProcessRingTest {
 
     @Test
     void twoProcessesAgreeAndAKilledPeerFailsTheOtherPromptly() throws Exception {
+        for (boolean shm : new boolean[] {true, false}) {
+            twoProcesses(shm);
+        }
+    }
+
+    private void twoProcesses(boolean shm) throws Exception {
         ServerSocketChannel[] ls = Rings.listeners(2);
         List<String> addrs = Rings.addresses(ls);
         ls[1].close(); // the child binds it itself
         String cp = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
         String java = System.getProperty("java.home") + File.separator + "bin" + File.separator + "java";
         Process child = new ProcessBuilder(java, "-Xmx256m", "-cp", cp, RingChild.class.getName(), "1",
-                String.join(",", addrs)).redirectErrorStream(true).start();
+                String.join(",", addrs), String.valueOf(shm)).redirectErrorStream(true).start();
         BufferedReader out = new BufferedReader(new InputStreamReader(child.getInputStream(), StandardCharsets.UTF_8));
-        try (RingCollective c = RingCollective.open(0, addrs, CollectiveOptions.defaults(), ls[0])) {
+        try (RingCollective c = RingCollective.open(0, addrs, CollectiveOptions.defaults().withSharedMemory(shm), ls[0])) {
+            assertEquals(shm ? "shm" : "tcp", c.transportToNext());
             assertNull(RingChild.script(c));
             String line;
             while ((line = out.readLine()) != null && !line.startsWith("CHILD")) {

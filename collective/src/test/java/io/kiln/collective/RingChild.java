@@ -53,7 +53,8 @@ public final class RingChild {
     public static void main(String[] args) {
         int rank = Integer.parseInt(args[0]);
         List<String> addrs = Arrays.asList(args[1].split(","));
-        try (RingCollective c = RingCollective.open(rank, addrs, CollectiveOptions.defaults())) {
+        boolean shm = Boolean.parseBoolean(args[2]);
+        try (RingCollective c = RingCollective.open(rank, addrs, CollectiveOptions.defaults().withSharedMemory(shm))) {
             String err = script(c);
             System.out.println(err == null ? "CHILD OK" : "CHILD FAILED " + err);
             System.out.flush();

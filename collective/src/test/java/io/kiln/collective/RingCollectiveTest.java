@@ -11,6 +11,8 @@ import java.util.List;
 import java.util.Random;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class RingCollectiveTest {
 
@@ -53,12 +55,17 @@ class RingCollectiveTest {
         }
     }
 
-    @Test
-    void allReduceMatchesSerialSumFor1To5Ranks() throws Exception {
+    @ParameterizedTest(name = "sharedMemory={0}")
+    @ValueSource(booleans = {true, false})
+    void allReduceMatchesSerialSumFor1To5Ranks(boolean shm) throws Exception {
         Random rnd = new Random(42);
         int[] fixed = {0, 1, 2, 3, 5, 7, 255, 256, 1023, 1025, 4099};
         for (int n = 1; n <= 5; n++) {
-            List<RingCollective> ring = Rings.open(n, SMALL_CHUNKS);
+            List<RingCollective> ring = Rings.open(n, SMALL_CHUNKS.withSharedMemory(shm));
+            for (RingCollective c : ring) {
+                assertEquals(n == 1 ? "none" : shm ? "shm" : "tcp", c.transportToNext());
+                assertEquals(c.transportToNext(), c.transportFromPrev());
+            }
             try {
                 for (int count : fixed) {
                     checkAllReduce(ring, count, count + n, count % 2 == 0);
@@ -73,9 +80,10 @@ class RingCollectiveTest {
         }
     }
 
-    @Test
-    void largeAllReduceWithDefaultOptions() throws Exception {
-        List<RingCollective> ring = Rings.open(3, CollectiveOptions.defaults());
+    @ParameterizedTest(name = "sharedMemory={0}")
+    @ValueSource(booleans = {true, false})
+    void largeAllReduceWithDefaultOptions(boolean shm) throws Exception {
+        List<RingCollective> ring = Rings.open(3, CollectiveOptions.defaults().withSharedMemory(shm));
         try {
             checkAllReduce(ring, (3 << 20) + 7, 1, false);
             checkAllReduce(ring, 100_001, 2, true);
@@ -160,10 +168,11 @@ class RingCollectiveTest {
         }
     }
 
-    @Test
-    void broadcastFromEveryRoot() throws Exception {
+    @ParameterizedTest(name = "sharedMemory={0}")
+    @ValueSource(booleans = {true, false})
+    void broadcastFromEveryRoot(boolean shm) throws Exception {
         for (int n : new int[] {1, 2, 3, 5}) {
-            List<RingCollective> ring = Rings.open(n, SMALL_CHUNKS);
+            List<RingCollective> ring = Rings.open(n, SMALL_CHUNKS.withSharedMemory(shm));
             try {
                 for (int root = 0; root < n; root++) {
                     for (int count : new int[] {0, 1, 100, 3001}) {
@@ -193,10 +202,11 @@ class RingCollectiveTest {
         }
     }
 
-    @Test
-    void barrierWaitsForTheSlowestRank() throws Exception {
+    @ParameterizedTest(name = "sharedMemory={0}")
+    @ValueSource(booleans = {true, false})
+    void barrierWaitsForTheSlowestRank(boolean shm) throws Exception {
         int n = 3;
-        List<RingCollective> ring = Rings.open(n, SMALL_CHUNKS);
+        List<RingCollective> ring = Rings.open(n, SMALL_CHUNKS.withSharedMemory(shm));
         try {
             long sleepMs = 300;
             List<Long> exits = Rings.parallel(n, r -> () -> {
@@ -214,6 +224,27 @@ class RingCollectiveTest {
                     ring.get(r).barrier();
                     return null;
                 });
+            }
+        } finally {
+            Rings.closeAll(ring);
+        }
+    }
+
+    @Test
+    void mixedTransportsInOneRing() throws Exception {
+        // rank 1 refuses shared memory: links 0->1 and 1->2 use TCP, 2->0 and 3->0... use shared memory
+        int n = 4;
+        java.nio.channels.ServerSocketChannel[] ls = Rings.listeners(n);
+        List<String> addrs = Rings.addresses(ls);
+        List<RingCollective> ring = Rings.parallel(n, r -> () -> RingCollective.open(r, addrs,
+                SMALL_CHUNKS.withSharedMemory(r != 1), ls[r]));
+        try {
+            assertEquals("tcp", ring.get(0).transportToNext());
+            assertEquals("shm", ring.get(0).transportFromPrev());
+            assertEquals("tcp", ring.get(2).transportFromPrev());
+            assertEquals("shm", ring.get(2).transportToNext());
+            for (int count : new int[] {0, 3, 200, 70_001}) {
+                checkAllReduce(ring, count, count, count % 2 == 1);
             }
         } finally {
             Rings.closeAll(ring);

@@ -15,6 +15,8 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Malformed frames, dead peers, timeouts and misconfiguration fail every rank promptly. */
 class RingFailureTest {
@@ -139,9 +141,10 @@ class RingFailureTest {
         assertTrue(ms < 1500 + PROMPT_MS, "took " + ms + " ms");
     }
 
-    @Test
-    void peerClosingMidOperationFailsTheOthersPromptly() throws Exception {
-        List<RingCollective> ring = Rings.open(3, OPTS);
+    @ParameterizedTest(name = "sharedMemory={0}")
+    @ValueSource(booleans = {true, false})
+    void peerClosingMidOperationFailsTheOthersPromptly(boolean shm) throws Exception {
+        List<RingCollective> ring = Rings.open(3, OPTS.withSharedMemory(shm));
         ExecutorService ex = Executors.newFixedThreadPool(3);
         try {
             int count = 4 << 20; // 16 MiB: pipelined path, long enough to be interrupted
@@ -159,9 +162,10 @@ class RingFailureTest {
         }
     }
 
-    @Test
-    void silentPeerTimesOut() throws Exception {
-        CollectiveOptions quick = OPTS.withTimeout(Duration.ofMillis(800));
+    @ParameterizedTest(name = "sharedMemory={0}")
+    @ValueSource(booleans = {true, false})
+    void silentPeerTimesOut(boolean shm) throws Exception {
+        CollectiveOptions quick = OPTS.withTimeout(Duration.ofMillis(800)).withSharedMemory(shm);
         List<RingCollective> ring = Rings.open(2, quick);
         try {
             long t0 = System.nanoTime();

@@ -32,9 +32,11 @@ final class RoguePeer implements AutoCloseable {
         hello.flip();
         writeFully(next, hello);
         prev = listener.accept();
-        ByteBuffer in = ByteBuffer.allocate(Frames.HEADER_BYTES + Frames.HELLO_PAYLOAD_BYTES);
+        ByteBuffer in = ByteBuffer.allocate(Frames.HEADER_BYTES);
         readFully(prev, in);
+        readFully(prev, ByteBuffer.allocate(in.getInt(Frames.O_LENGTH))); // payload (maybe a shared-memory offer)
         ByteBuffer ack = ByteBuffer.allocate(Frames.HEADER_BYTES);
+        // item 0: the rogue declines any shared-memory offer, so its links carry data over TCP
         Frames.put(ack, options.generation(), 0, 0, Frames.OP_ACK, rank, 0, world, Frames.PROTOCOL_VERSION);
         writeFully(prev, ack);
         ByteBuffer theirAck = ByteBuffer.allocate(Frames.HEADER_BYTES);
