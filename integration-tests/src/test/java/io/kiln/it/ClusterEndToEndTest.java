@@ -1,0 +1,150 @@
+package io.kiln.it;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.kiln.cli.KilnCli;
+import io.kiln.cli.local.LocalCluster;
+import io.kiln.sdk.JobView;
+import io.kiln.sdk.KilnClient;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The walking skeleton end to end, with real processes on loopback: a coordinator JVM and two
+ * worker JVMs started by {@link LocalCluster} (as `kiln local up` does), jobs submitted over REST,
+ * trained with DJL on the committed Fashion-MNIST subset, a worker killed with SIGKILL mid-job, the
+ * coordinator killed with SIGKILL and restarted, on H2 and on the local PostgreSQL.
+ */
+class ClusterEndToEndTest {
+  static final Path REPO = Path.of(System.getProperty("kiln.repo.root", "..")).toAbsolutePath().normalize();
+  static final String SMALL_DATA = REPO.resolve("testdata/fashion-mnist-small").toString();
+  static final Duration JOB_TIMEOUT = Duration.ofSeconds(180);
+
+  @TempDir Path dataDir;
+
+  static Map<String, Object> spec(String name, String train, int epochs) {
+    return Map.of("name", name, "algorithm", "mlp",
+        "hyperparameters", Map.of("epochs", epochs, "batch_size", 64, "learning_rate", 0.05, "hidden", "128"),
+        "channels", Map.of("train", train));
+  }
+
+  private LocalCluster start(String journal, String postgresUrl) {
+    LocalCluster.Options.Builder b = LocalCluster.Options.builder()
+        .repoRoot(REPO).dataDir(dataDir).workers(2).apiPort(0).clusterPort(0).journal(journal)
+        .readyTimeout(Duration.ofSeconds(150)).killOnExit(true);
+    if (postgresUrl != null) b.postgresUrl(postgresUrl);
+    return LocalCluster.start(b.build());
+  }
+
+  @Test
+  void onH2_trainsFailsCleanlySurvivesCrashesAndRestarts() throws Exception {
+    try (LocalCluster cluster = start("h2", null)) {
+      KilnClient api = cluster.client();
+
+      // A real job runs to completion and leaves a model.
+      JobView done = api.awaitFinal(api.createJob(spec("small-mlp", SMALL_DATA, 3)).id(), JOB_TIMEOUT, Duration.ofMillis(500));
+      assertEquals("Completed", done.status(), done.failureReason());
+      assertTrue(done.testAccuracy() > 0.6, "test accuracy " + done.testAccuracy());
+      Path model = Path.of(URI.create(done.modelUri()));
+      assertTrue(Files.exists(model.resolve("model.json")), "model.json in " + model);
+      List<String> lines = new ArrayList<>();
+      assertEquals("Completed", api.streamLogs(done.id(), true, l -> lines.add(l.message())));
+      assertTrue(lines.stream().anyMatch(l -> l.contains("epoch 3/3")), String.join("\n", lines));
+
+      // An unreadable dataset fails the job with the reason.
+      JobView bad = api.awaitFinal(api.createJob(spec("bad-data", "/nonexistent/fashion", 1)).id(), JOB_TIMEOUT, Duration.ofMillis(300));
+      assertEquals("Failed", bad.status());
+      assertTrue(bad.failureReason().contains("/nonexistent/fashion"), bad.failureReason());
+
+      // A worker killed mid-job: the job fails with a clear reason, within seconds.
+      String longId = api.createJob(spec("long-mlp", SMALL_DATA, 1000)).id();
+      JobView running = awaitProgress(api, longId);
+      String victim = running.workers().get(0);
+      long killedAt = System.nanoTime();
+      cluster.killWorker(victim, true);
+      JobView lost = api.awaitFinal(longId, Duration.ofSeconds(60), Duration.ofMillis(250));
+      assertEquals("Failed", lost.status());
+      assertTrue(lost.failureReason().contains(victim) && lost.failureReason().contains("left the cluster"), lost.failureReason());
+      System.out.printf("worker loss detected in %.1f s%n", (System.nanoTime() - killedAt) / 1e9);
+
+      // The CLI, in process, against the same cluster.
+      String listing = cli("jobs", "--data-dir", dataDir.toString());
+      assertTrue(listing.contains(done.id()) && listing.contains("Completed") && listing.contains("Failed"), listing);
+      String json = cli("describe", done.id(), "--output", "json", "--data-dir", dataDir.toString());
+      assertEquals(done.modelUri(), KilnClient.MAPPER.readTree(json).get("modelUri").asText());
+
+      // The coordinator killed with SIGKILL and restarted: every job is still there, as it was.
+      List<JobView> before = withHistory(api, api.listJobs());
+      cluster.killCoordinator(true);
+      cluster.restartCoordinator();
+      List<JobView> after = withHistory(api, api.listJobs());
+      assertEquals(summary(before), summary(after));
+
+      // The surviving worker re-joins the new coordinator and takes new work.
+      cluster.awaitReady(1, Duration.ofSeconds(90), m -> { });
+      JobView again = api.awaitFinal(api.createJob(spec("after-restart", SMALL_DATA, 1)).id(), JOB_TIMEOUT, Duration.ofMillis(500));
+      assertEquals("Completed", again.status(), again.failureReason());
+    }
+  }
+
+  @Test
+  void onPostgres_jobsSurviveACoordinatorCrash() throws Exception {
+    String db = "kiln_it_" + Long.toHexString(System.nanoTime());
+    try (Connection c = DriverManager.getConnection("jdbc:postgresql://127.0.0.1:5432/postgres", "postgres", "")) {
+      c.createStatement().execute("CREATE DATABASE " + db);
+    }
+    try (LocalCluster cluster = start("postgres", "jdbc:postgresql://127.0.0.1:5432/" + db)) {
+      KilnClient api = cluster.client();
+      JobView done = api.awaitFinal(api.createJob(spec("pg-mlp", SMALL_DATA, 2)).id(), JOB_TIMEOUT, Duration.ofMillis(500));
+      assertEquals("Completed", done.status(), done.failureReason());
+      List<JobView> before = withHistory(api, api.listJobs());
+      cluster.killCoordinator(true);
+      cluster.restartCoordinator();
+      assertEquals(summary(before), summary(withHistory(api, api.listJobs())));
+    } finally {
+      try (Connection c = DriverManager.getConnection("jdbc:postgresql://127.0.0.1:5432/postgres", "postgres", "")) {
+        c.createStatement().execute("DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+      }
+    }
+  }
+
+  private static JobView awaitProgress(KilnClient api, String id) throws InterruptedException {
+    long deadline = System.nanoTime() + JOB_TIMEOUT.toNanos();
+    while (System.nanoTime() < deadline) {
+      JobView v = api.getJob(id);
+      if (v.status().equals("Running") && v.progress() != null && v.progress().step() > 0) return v;
+      assertFalse(v.isFinal(), "job ended early: " + v.status() + " " + v.failureReason());
+      Thread.sleep(200);
+    }
+    throw new AssertionError("job " + id + " did not start making progress");
+  }
+
+  private static List<JobView> withHistory(KilnClient api, List<JobView> jobs) {
+    return jobs.stream().map(j -> api.getJob(j.id())).toList();
+  }
+
+  /** What must survive a restart: identity, status, results and the whole history. */
+  private static List<String> summary(List<JobView> jobs) {
+    return jobs.stream().map(j -> String.join("|", j.id(), j.status(), String.valueOf(j.modelUri()),
+        String.valueOf(j.metrics()), String.valueOf(j.failureReason()), String.valueOf(j.history()))).sorted().toList();
+  }
+
+  private static String cli(String... args) {
+    StringWriter out = new StringWriter();
+    StringWriter err = new StringWriter();
+    int code = KilnCli.run(new PrintWriter(out, true), new PrintWriter(err, true), args);
+    assertEquals(0, code, "kiln " + String.join(" ", args) + " failed: " + err);
+    return out.toString();
+  }
+}
