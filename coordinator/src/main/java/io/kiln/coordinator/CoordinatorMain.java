@@ -82,7 +82,8 @@ public final class CoordinatorMain {
     // Normalise to an absolute URI (file:/x/ rather than file:x/) so workers and users see one form.
     artifactsRoot = URI.create(artifactsRoot).normalize().toString();
     JobManager.Settings settings = new JobManager.Settings(artifactsRoot,
-        config.getDuration("kiln.jobs.progress-checkpoint-interval"), config.getDuration("kiln.jobs.stop-timeout"));
+        config.getDuration("kiln.jobs.progress-checkpoint-interval"), config.getDuration("kiln.jobs.stop-timeout"),
+        config.getDuration("kiln.jobs.start-timeout"));
     JdbcReadJournal readJournal = PersistenceQuery.get(Adapter.toClassic(system))
         .getReadJournalFor(JdbcReadJournal.class, JdbcReadJournal.Identifier());
     ActorRef<JobManager.Command> jobs = ClusterSingleton.get(system).init(

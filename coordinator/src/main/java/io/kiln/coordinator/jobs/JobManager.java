@@ -61,7 +61,7 @@ public final class JobManager extends AbstractBehavior<JobManager.Command> {
   /** Where the manager finds persisted job ids (the JDBC read journal in production). */
   public interface JobIdSource extends Supplier<Source<String, NotUsed>> {}
 
-  public record Settings(String artifactsRoot, Duration checkpointInterval, Duration stopTimeout) {}
+  public record Settings(String artifactsRoot, Duration checkpointInterval, Duration stopTimeout, Duration startTimeout) {}
 
   public static Behavior<Command> create(JobIdSource ids, io.kiln.coordinator.telemetry.JobTelemetry telemetry,
                                          Settings settings) {
@@ -83,7 +83,8 @@ public final class JobManager extends AbstractBehavior<JobManager.Command> {
     this.scheduler = ctx.spawn(Scheduler.create(), "scheduler");
     ActorRef<Command> self = ctx.getSelf();
     this.deps = new TrainingJob.Dependencies(scheduler, telemetry, settings.artifactsRoot(),
-        state -> self.tell(new JobChanged(state)), state -> self.tell(new JobRecovered(state)), settings.checkpointInterval(), settings.stopTimeout());
+        state -> self.tell(new JobChanged(state)), state -> self.tell(new JobRecovered(state)), settings.checkpointInterval(), settings.stopTimeout(),
+        settings.startTimeout());
     String prefix = TrainingJob.ENTITY_TYPE + "|";
     CompletionStage<List<String>> loaded = ids.get()
         .filter(pid -> pid.startsWith(prefix))

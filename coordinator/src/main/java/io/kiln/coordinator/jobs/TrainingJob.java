@@ -69,10 +69,13 @@ public final class TrainingJob
 
   private enum StopTimedOut implements Command { INSTANCE }
 
+  /** The placed workers did not report the task started in time (e.g. the StartTask was lost). */
+  private enum StartTimedOut implements Command { INSTANCE }
+
   /** What a job entity needs from its surroundings. */
   public record Dependencies(ActorRef<Scheduler.Command> scheduler, JobTelemetry telemetry, String artifactsRoot,
                              Consumer<JobState> onChange, Consumer<JobState> onRecovered,
-                             Duration checkpointInterval, Duration stopTimeout) {}
+                             Duration checkpointInterval, Duration stopTimeout, Duration startTimeout) {}
 
   public static Behavior<Command> create(String jobId, Dependencies deps) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new TrainingJob(jobId, deps, ctx, timers)));
@@ -135,6 +138,10 @@ public final class TrainingJob
         .onCommand(NoticeReceived.class, this::onNotice)
         .onCommand(Reconcile.class, this::onReconcile)
         .onCommand(StopTimedOut.class, this::onStopTimedOut)
+        .onCommand(StartTimedOut.class, (s, c) -> s.status() == JobStatus.Scheduled
+            ? fail("no worker reported the task started within " + deps.startTimeout().toSeconds() + " s of scheduling on "
+                + String.join(", ", s.workerIds()))
+            : Effect().noReply())
         .build();
   }
 
@@ -194,7 +201,10 @@ public final class TrainingJob
       case STARTED:
         if (s.status() != JobStatus.Scheduled) return Effect().noReply();
         return Effect().persist(event().setStarted(JobStarted.getDefaultInstance()).build())
-            .thenRun(this::changed).thenNoReply();
+            .thenRun(ns -> {
+              timers.cancel(StartTimedOut.INSTANCE);
+              changed(ns);
+            }).thenNoReply();
       case PROGRESS:
         return onProgress(s, r.getProgress());
       case RENDEZVOUS:
@@ -266,6 +276,7 @@ public final class TrainingJob
           .thenRun(ns -> {
             changed(ns);
             startTasks(ns, placed);
+            timers.startSingleTimer(StartTimedOut.INSTANCE, deps.startTimeout());
           })
           .thenNoReply();
     }

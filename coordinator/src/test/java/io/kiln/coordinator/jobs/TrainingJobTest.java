@@ -54,7 +54,7 @@ class TrainingJobTest {
     worker = kit.createTestProbe();
     changes = new CopyOnWriteArrayList<>();
     TrainingJob.Dependencies deps = new TrainingJob.Dependencies(scheduler.ref(), new JobTelemetry(dir), "file:/artifacts/",
-        changes::add, s -> {}, Duration.ofSeconds(10), Duration.ofSeconds(30));
+        changes::add, s -> {}, Duration.ofSeconds(10), Duration.ofSeconds(30), Duration.ofSeconds(2));
     job = EventSourcedBehaviorTestKit.create(kit.system(), TrainingJob.create("job-1", deps),
         new EventSourcedBehaviorTestKit.SerializationSettings(true, true, false, true, false));
   }
@@ -135,6 +135,14 @@ class TrainingJobTest {
     assertEquals(1, g1.group().getGeneration());
     assertEquals(1, job.getState().generation());
     assertEquals("GroupFormed", job.getState().history().get(job.getState().history().size() - 1).event());
+  }
+
+  @Test
+  void aTaskThatNeverStartsFailsTheJob() {
+    submitAndPlace();
+    awaitStatus(JobStatus.Failed);
+    assertTrue(job.getState().failureReason().startsWith("no worker reported the task started within 2 s"),
+        job.getState().failureReason());
   }
 
   @Test
