@@ -50,7 +50,12 @@ public final class WorkerMain {
   }
 
   public static void main(String[] args) {
-    WorkerMain main = new WorkerMain(loadConfig(ConfigFactory.load()), GradientSyncFactory.SINGLE_RANK_ONLY);
+    Config config = loadConfig(ConfigFactory.load());
+    WorkerSettings s = WorkerSettings.fromConfig(config);
+    GradientSyncFactory collectives = new io.kiln.worker.task.CollectiveGradientSyncFactory(
+        config.getString("kiln.cluster.host"), s.gpus(), io.kiln.collective.CollectiveOptions.defaults(),
+        config.getDuration("kiln.worker.rendezvous-timeout"));
+    WorkerMain main = new WorkerMain(config, collectives);
     Runtime.getRuntime().addShutdownHook(new Thread(main::shutdown, "kiln-worker-shutdown"));
     main.run();
     log.info("worker {} exited", main.settings.workerId());

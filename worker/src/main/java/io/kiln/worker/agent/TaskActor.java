@@ -23,7 +23,10 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 public final class TaskActor {
 
   /** Local only: never crosses nodes, so it needs no serializer. */
-  public sealed interface Command extends NoSerializationVerificationNeeded permits Stop, Finished {}
+  public sealed interface Command extends NoSerializationVerificationNeeded permits Stop, Finished, GroupFormed {}
+
+  /** The coordinator formed the task's group (distributed tasks): hand it to the waiting rank. */
+  public record GroupFormed(io.kiln.protocol.proto.GroupSpec group) implements Command {}
 
   /** Cancel the task; it reports {@code failed} with reason {@code "stopped: <reason>"}. */
   public record Stop(String reason) implements Command {}
@@ -41,7 +44,8 @@ public final class TaskActor {
     return Behaviors.setup(ctx -> {
       StopSignal stop = new StopSignal();
       TaskEvents events = new TaskEvents(assignment.getJobId(), assignment.getTaskId(), workerId, reportTo::tell);
-      TrainingTask task = new TrainingTask(assignment, events, stop, syncFactory, artifactsRoot);
+      io.kiln.worker.task.GroupRendezvous rendezvous = new io.kiln.worker.task.GroupRendezvous(events, stop);
+      TrainingTask task = new TrainingTask(assignment, events, stop, syncFactory, artifactsRoot, rendezvous);
       ActorRef<Command> self = ctx.getSelf();
       Thread thread = new Thread(() -> {
         try {
@@ -58,6 +62,10 @@ public final class TaskActor {
             ctx.getLog().info("stopping task {} of job {}: {}", assignment.getTaskId(), assignment.getJobId(),
                 s.reason());
             stop.stop(s.reason());
+            return Behaviors.same();
+          })
+          .onMessage(GroupFormed.class, g -> {
+            rendezvous.formed(g.group());
             return Behaviors.same();
           })
           .onMessageEquals(Finished.INSTANCE, Behaviors::stopped)

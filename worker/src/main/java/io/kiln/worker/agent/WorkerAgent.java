@@ -79,6 +79,7 @@ public final class WorkerAgent {
           .onMessage(WorkerCommand.DescribeWorker.class, this::onDescribe)
           .onMessage(WorkerCommand.StartTask.class, this::onStart)
           .onMessage(WorkerCommand.StopTask.class, this::onStop)
+          .onMessage(WorkerCommand.FormGroup.class, this::onFormGroup)
           .onSignal(Terminated.class, this::onTerminated)
           .build();
     }
@@ -130,6 +131,16 @@ public final class WorkerAgent {
         return Behaviors.same();
       }
       r.ref().tell(new TaskActor.Stop(s.reason() == null || s.reason().isBlank() ? "requested" : s.reason()));
+      return Behaviors.same();
+    }
+
+    private Behavior<WorkerCommand> onFormGroup(WorkerCommand.FormGroup g) {
+      Running r = tasks.get(g.taskId());
+      if (r == null) {
+        ctx.getLog().info("FormGroup for task {} of job {}: not running here", g.taskId(), g.jobId());
+      } else {
+        r.ref().tell(new TaskActor.GroupFormed(g.group()));
+      }
       return Behaviors.same();
     }
 

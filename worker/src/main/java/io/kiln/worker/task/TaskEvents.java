@@ -72,6 +72,13 @@ public final class TaskEvents {
     send(report().setProgress(progress).build());
   }
 
+  /** This rank listens on its data plane and waits for its group (distributed tasks). */
+  public synchronized void rendezvous(io.kiln.protocol.proto.TaskRendezvous r) {
+    if (finished) return;
+    flushLogs();
+    send(report().setRendezvous(r).build());
+  }
+
   public synchronized void flushLogs() {
     if (pending.isEmpty() || finished) return;
     send(report().setLogs(TaskLogs.newBuilder().addAllLines(pending)).build());

@@ -41,9 +41,16 @@ public final class TrainingTask implements Runnable {
   private final StopSignal stop;
   private final GradientSyncFactory syncFactory;
   private final URI defaultArtifactsRoot;
+  private final GroupRendezvous rendezvous;
 
   public TrainingTask(TaskAssignment assignment, TaskEvents events, StopSignal stop, GradientSyncFactory syncFactory,
       URI defaultArtifactsRoot) {
+    this(assignment, events, stop, syncFactory, defaultArtifactsRoot, new GroupRendezvous(events, stop));
+  }
+
+  public TrainingTask(TaskAssignment assignment, TaskEvents events, StopSignal stop, GradientSyncFactory syncFactory,
+      URI defaultArtifactsRoot, GroupRendezvous rendezvous) {
+    this.rendezvous = rendezvous;
     this.assignment = assignment;
     this.events = events;
     this.stop = stop;
@@ -83,7 +90,7 @@ public final class TrainingTask implements Runnable {
       try (NDManager data = NDManager.newBaseManager(Device.cpu(), "PyTorch")) {
         TrainingData trainData = TrainingData.of(splits.train(), data);
         stage = "cannot set up gradient synchronisation";
-        GradientSync sync = syncFactory.create(assignment);
+        GradientSync sync = syncFactory.create(assignment, rendezvous);
         stage = "training failed";
         TrainingLoop.Result result = new TrainingLoop(definition, hp, config, rank, world, sync)
             .listener(new Listener())

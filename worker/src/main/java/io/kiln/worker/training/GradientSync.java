@@ -26,6 +26,13 @@ public interface GradientSync extends AutoCloseable {
    */
   void sync(NDList gradients, long step) throws Exception;
 
+  /**
+   * Called once after the model is initialised, before the first step, with its trainable
+   * parameters (same order as the gradients): a data-parallel implementation makes them identical
+   * on every rank (broadcast from rank 0).
+   */
+  default void start(NDList parameters) throws Exception {}
+
   /** Releases connections; called once when the loop ends (normally or not). */
   @Override
   default void close() throws Exception {}

@@ -154,6 +154,9 @@ public final class TrainingLoop {
           .setLearningRateTracker(Tracker.fixed(config.learningRate()))
           .optMomentum(config.momentum())
           .build();
+      NDList parameterArrays = new NDList(params.size());
+      for (Pair<String, Parameter> p : params) parameterArrays.add(p.getValue().getArray());
+      sync.start(parameterArrays);
       ParameterStore parameterStore = new ParameterStore(model.getNDManager(), false);
       NDManager dataManager = data.features().getManager();
 
