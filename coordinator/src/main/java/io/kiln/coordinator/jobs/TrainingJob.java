@@ -211,7 +211,8 @@ public final class TrainingJob
         return onRendezvous(s, r.getRendezvous());
       case COMPLETED:
         if (s.status() == JobStatus.Stopping) return stopped(s, "stopped by user after training finished");
-        if (r.getCompleted().getModelUri().isEmpty()) return Effect().noReply(); // a non-zero rank: rank 0 has the model
+        // Rank 0 evaluates and writes the model; the other ranks' completions carry no new result.
+        if (!r.getTaskId().equals(s.taskIds().get(0))) return Effect().noReply();
         return Effect().persist(event().setCompleted(JobCompleted.newBuilder()
                 .setModelUri(r.getCompleted().getModelUri()).putAllMetrics(r.getCompleted().getMetricsMap())).build())
             .thenRun(this::ended).thenNoReply();
