@@ -58,6 +58,15 @@ public final class RingCollective implements Collective {
     });
 
     private static final int SPINS = 200;
+
+    /**
+     * Large messages over shared memory on both links: with at least 4 CPUs a sender thread fills
+     * outgoing slots while the caller reduces (more memory bandwidth in flight); with fewer CPUs
+     * one thread does both (no hand-offs, no competing spinners). Override with the system
+     * property kiln.collective.shm.senderThread=true|false.
+     */
+    private static final boolean SHM_SENDER_THREAD = Boolean.parseBoolean(System.getProperty(
+            "kiln.collective.shm.senderThread", String.valueOf(Runtime.getRuntime().availableProcessors() >= 4)));
     private static final ByteBuffer EMPTY = ByteBuffer.allocateDirect(0);
 
     private final int rank;
@@ -990,7 +999,7 @@ public final class RingCollective implements Collective {
         try {
             boolean sequential = (long) count * 4 <= options.smallMessageBytes() || opSendItems == 0
                     || opRecvItems == 0;
-            if (shmOut != null && shmIn != null) {
+            if (shmOut != null && shmIn != null && (sequential || !SHM_SENDER_THREAD)) {
                 runShm();
             } else if (sequential) {
                 runSequential();
