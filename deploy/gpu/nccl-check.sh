@@ -7,7 +7,7 @@
 #      matches the runtime found,
 #   3. runs io.kiln.collective.nccl.NcclCheck (load, unique id, ncclCommInitRank, all-reduce /
 #      broadcast / barrier on cudaMalloc'd memory with result checks, timings, two ranks on one GPU),
-#   4. unless RUN_W2=0, runs benchmark W2 (ring all-reduce vs gloo) on this host's CPUs.
+#   4. unless RUN_W2=0, runs benchmark W2 (ring all-reduce vs gloo) on this host's CPUs, W2_RUNS times (median).
 # Exit status: 0 all checks passed; 2 NCCL is not usable here (no GPU, driver or libraries:
 # reported, not a crash); 1 a check failed. When $OUT is set, the log is also written there.
 set -u
@@ -79,6 +79,7 @@ for V in $ORDER; do
   case $V in cuda12) RT=$CUDART12 ;; *) RT=$CUDART13 ;; esac
   if [ -z "$RT" ] && [ "$V" != "${ORDER%% *}" ]; then continue; fi
   say "NcclCheck with the $V preset"
+  export NCCL_DEBUG=${NCCL_DEBUG:-WARN}
   export LD_LIBRARY_PATH="${NCCL_DIR:+$NCCL_DIR:}${RT:+$RT:}${LD_LIBRARY_PATH:-}"
   timeout 240 "$JAVA" -Xmx2g -Dorg.bytedeco.javacpp.cachedir="${TMPDIR:-/tmp}/kiln-javacpp" \
     -cp "$DIST/lib/common/*:$DIST/lib/$V/*" io.kiln.collective.nccl.NcclCheck 0
@@ -90,6 +91,6 @@ done
 if [ "${RUN_W2:-1}" != 0 ] && [ -n "$PY" ] && [ -f "$DIST/peers/allreduce_gloo.py" ]; then
   say "W2 on this host's CPUs (ring vs gloo, 2 ranks on loopback)"
   timeout 240 "$JAVA" -cp "$DIST/lib/common/*:$DIST/bench" io.kiln.benchmarks.collective.AllReduceBenchmark \
-    --python "$PY" --peer "$DIST/peers/allreduce_gloo.py" --runs 1 || echo "W2 exit status $?"
+    --python "$PY" --peer "$DIST/peers/allreduce_gloo.py" --runs "${W2_RUNS:-1}" || echo "W2 exit status $?"
 fi
 exit $RC

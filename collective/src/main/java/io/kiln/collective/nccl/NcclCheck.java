@@ -92,8 +92,10 @@ public final class NcclCheck {
             c.allReduceSum(host.asFloatBuffer(), n);
             check("host-buffer all-reduce convenience (H2D, reduce, D2H)", host.getFloat(4 * 14) == 1f);
 
-            System.out.println("timing, world 1 (NCCL all-reduce on device memory, stream-synchronised per call):");
-            System.out.println("bytes,time_us,algbw_GBps");
+            System.out.println("timing, world 1, one call = enqueue + wait for the stream. In place a 1-rank all-reduce"
+                    + " moves no data (call overhead); out of place it is a device copy; host = the host-buffer"
+                    + " convenience (H2D copy, all-reduce, D2H copy, pageable memory):");
+            System.out.println("bytes,inplace_us,outofplace_us,outofplace_GBps,host_us,host_GBps");
             for (long bytes : new long[] {4 << 10, 64 << 10, 1 << 20, 16 << 20, 64 << 20, 256L << 20}) {
                 time(c, device, bytes);
             }
@@ -160,19 +162,31 @@ public final class NcclCheck {
 
     private static void time(NcclCollective c, int device, long bytes) {
         long n = bytes / 4;
-        try (DeviceBuffer d = DeviceBuffer.allocate(device, bytes)) {
-            for (int i = 0; i < 5; i++) {
-                c.allReduceSum(d.pointer(), n);
-            }
-            cudaDeviceSynchronize();
+        try (DeviceBuffer d = DeviceBuffer.allocate(device, bytes); DeviceBuffer e = DeviceBuffer.allocate(device, bytes)) {
             int iters = (int) Math.max(10, Math.min(500, (1L << 30) / bytes));
-            long t0 = System.nanoTime();
-            for (int i = 0; i < iters; i++) {
-                c.allReduceSum(d.pointer(), n);
+            double inPlace = timeIt(iters, () -> c.allReduceSum(d.pointer(), n));
+            double outOfPlace = timeIt(iters, () -> c.allReduceSum(d.pointer(), e.pointer(), n));
+            double host = -1;
+            if (bytes <= (64 << 20)) {
+                ByteBuffer h = ByteBuffer.allocateDirect((int) bytes).order(ByteOrder.nativeOrder());
+                host = timeIt(Math.max(5, iters / 10), () -> c.allReduceSum(h, (int) n));
             }
-            double us = (System.nanoTime() - t0) / 1e3 / iters;
-            System.out.printf("%d,%.1f,%.2f%n", bytes, us, bytes / (us * 1e-6) / 1e9);
+            System.out.printf("%d,%.1f,%.1f,%.1f,%s,%s%n", bytes, inPlace, outOfPlace, bytes / (outOfPlace * 1e-6) / 1e9,
+                    host < 0 ? "-" : String.format("%.1f", host),
+                    host < 0 ? "-" : String.format("%.2f", bytes / (host * 1e-6) / 1e9));
         }
+    }
+
+    private static double timeIt(int iters, Runnable op) {
+        for (int i = 0; i < 5; i++) {
+            op.run();
+        }
+        cudaDeviceSynchronize();
+        long t0 = System.nanoTime();
+        for (int i = 0; i < iters; i++) {
+            op.run();
+        }
+        return (System.nanoTime() - t0) / 1e3 / iters;
     }
 
     private static void check(String what, boolean ok) {

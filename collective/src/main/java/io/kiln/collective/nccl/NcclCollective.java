@@ -269,6 +269,17 @@ public final class NcclCollective implements Collective {
         await("all-reduce of " + count + " floats");
     }
 
+    /** Out-of-place float32 sum: {@code recv = sum over ranks of send} (device memory, {@code count} elements). */
+    public synchronized void allReduceSum(Pointer sendFloats, Pointer recvFloats, long count) {
+        checkUsable();
+        Cuda.check(cudaSetDevice(device), "cudaSetDevice");
+        int rc = ncclAllReduce(sendFloats, recvFloats, count, ncclFloat32, ncclSum, comm, stream);
+        if (rc != ncclSuccess) {
+            throw fail("ncclAllReduce of " + count + " floats failed: " + Cuda.ncclError(rc));
+        }
+        await("all-reduce of " + count + " floats");
+    }
+
     /** In-place broadcast of {@code count} float32 elements of device memory from {@code root}. */
     public synchronized void broadcast(Pointer deviceFloats, long count, int root) {
         checkUsable();
