@@ -89,6 +89,10 @@ public final class JobSpecs {
     if (spec.getStopping().getMaxRuntimeSeconds() < 0) d.add("stopping.maxRuntimeSeconds: must not be negative");
     if (spec.getStopping().getMaxSteps() < 0) d.add("stopping.maxSteps: must not be negative");
     if (spec.getCheckpoint().getEverySteps() < 0) d.add("checkpoint.everySteps: must not be negative");
+    if (spec.getCheckpoint().getKeep() < 0) d.add("checkpoint.keep: must not be negative");
+    if (!spec.getCheckpoint().getResumeFrom().isEmpty() && uriProblem(spec.getCheckpoint().getResumeFrom()) != null) {
+      d.add("checkpoint.resumeFrom: " + uriProblem(spec.getCheckpoint().getResumeFrom()));
+    }
     if (!spec.getOutputUri().isEmpty() && uriProblem(spec.getOutputUri()) != null) d.add("outputUri: " + uriProblem(spec.getOutputUri()));
     if (!d.isEmpty()) throw new InvalidSpecException("invalid job spec", d);
 

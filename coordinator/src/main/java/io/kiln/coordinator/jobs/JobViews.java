@@ -37,6 +37,7 @@ public final class JobViews {
     ObjectNode m = n.putObject("metrics");
     s.metrics().entrySet().stream().sorted(java.util.Map.Entry.comparingByKey()).forEach(e -> m.put(e.getKey(), e.getValue()));
     n.put("modelUri", s.modelUri());
+    n.put("checkpointUri", s.checkpointUri());
     n.put("failureReason", s.failureReason());
     if (!s.stopReason().isEmpty()) n.put("stopReason", s.stopReason());
     if (withHistory) {

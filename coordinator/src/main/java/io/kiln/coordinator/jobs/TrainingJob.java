@@ -3,6 +3,7 @@ package io.kiln.coordinator.jobs;
 import io.kiln.coordinator.scheduling.Scheduler;
 import io.kiln.coordinator.telemetry.JobTelemetry;
 import io.kiln.protocol.cluster.WorkerCommand;
+import io.kiln.protocol.proto.JobCheckpointCommitted;
 import io.kiln.protocol.proto.JobCompleted;
 import io.kiln.protocol.proto.JobEvent;
 import io.kiln.protocol.proto.GroupSpec;
@@ -209,6 +210,9 @@ public final class TrainingJob
         return onProgress(s, r.getProgress());
       case RENDEZVOUS:
         return onRendezvous(s, r.getRendezvous());
+      case CHECKPOINT:
+        return Effect().persist(event().setCheckpointCommitted(JobCheckpointCommitted.newBuilder()
+            .setCheckpoint(r.getCheckpoint())).build()).thenNoReply();
       case COMPLETED:
         if (s.status() == JobStatus.Stopping) return stopped(s, "stopped by user after training finished");
         // Rank 0 evaluates and writes the model; the other ranks' completions carry no new result.

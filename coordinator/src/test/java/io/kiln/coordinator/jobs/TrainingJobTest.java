@@ -92,6 +92,8 @@ class TrainingJobTest {
     awaitStatus(JobStatus.Running);
     start.reportTo().tell(report("progress").setProgress(Progress.newBuilder().setStep(10).setTotalSteps(10)
         .setEpoch(1).setTotalEpochs(1).setLoss(0.5).setTimestampMs(System.currentTimeMillis())).build());
+    start.reportTo().tell(report("ckpt").setCheckpoint(io.kiln.protocol.proto.TaskCheckpoint.newBuilder()
+        .setUri("file:/artifacts/jobs/job-1/checkpoints/step-00000010/").setStep(10).setEpoch(1).setEpochEnd(true)).build());
     start.reportTo().tell(report("done").setCompleted(TaskCompleted.newBuilder().setModelUri("file:/artifacts/jobs/job-1/model/")
         .putMetrics("test_accuracy", 0.85)).build());
     awaitStatus(JobStatus.Completed);
@@ -99,7 +101,8 @@ class TrainingJobTest {
     assertEquals(0.85, s.metrics().get("test_accuracy"));
     assertEquals("file:/artifacts/jobs/job-1/model/", s.modelUri());
     assertNotNull(s.lastCheckpoint(), "the epoch-end progress is a journal checkpoint");
-    assertEquals(List.of("Submitted", "Scheduled", "Started", "Checkpoint", "Completed"),
+    assertEquals("file:/artifacts/jobs/job-1/checkpoints/step-00000010/", s.checkpointUri());
+    assertEquals(List.of("Submitted", "Scheduled", "Started", "Checkpoint", "CheckpointCommitted", "Completed"),
         s.history().stream().map(JobState.HistoryEntry::event).toList());
     assertEquals(new Scheduler.Release("job-1"), scheduler.expectMessageClass(Scheduler.Release.class));
     // Recovery replays to the same state.
