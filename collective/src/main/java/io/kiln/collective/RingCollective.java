@@ -1106,8 +1106,10 @@ public final class RingCollective implements Collective {
      */
     private void awaitShm(boolean data, boolean slot) {
         long start = System.nanoTime();
+        long budget = spinNanos;
         for (int k = 0; ; k++) {
             if ((data && shmIn.available()) || (slot && shmOut.canPublish())) {
+                spinNanos = Math.min(MAX_SPIN_NANOS, budget + budget / 4); // spinning pays: allow a little more
                 return;
             }
             if ((k & 31) == 31) {
@@ -1119,10 +1121,11 @@ public final class RingCollective implements Collective {
                     throw gone;
                 }
                 long spent = System.nanoTime() - start;
-                if (spent > SPIN_NANOS + YIELD_NANOS) {
+                if (spent > 2 * budget) {
+                    spinNanos = Math.max(MIN_SPIN_NANOS, budget / 2); // the peer is slow or shares our CPU
                     break;
                 }
-                if (spent > SPIN_NANOS) {
+                if (spent > budget) {
                     Thread.yield();
                     continue;
                 }
@@ -1171,9 +1174,15 @@ public final class RingCollective implements Collective {
         }
     }
 
-    /** Spin this long, then yield this long, before sleeping on the doorbell. */
-    private static final long SPIN_NANOS = 20_000L;
-    private static final long YIELD_NANOS = 30_000L;
+    /**
+     * Before sleeping on the doorbell a waiter spins for {@code spinNanos}, then yields as long
+     * again. The budget adapts per rank: it grows while peers answer within it (idle CPUs, a few
+     * microseconds per step) and halves each time the wait ends in a sleep (peer busy or sharing
+     * this CPU, where spinning would only steal its time).
+     */
+    private static final long MAX_SPIN_NANOS = 40_000L;
+    private static final long MIN_SPIN_NANOS = 2_000L;
+    private long spinNanos = MAX_SPIN_NANOS / 2;
     private static final long SLEEP_MILLIS = 20L;
 
     /**
