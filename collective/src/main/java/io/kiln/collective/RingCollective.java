@@ -124,6 +124,7 @@ public final class RingCollective implements Collective {
     private ByteBuffer viewKey;
     private int viewKeyPos;
     private int viewKeyCount;
+    private ByteOrder viewKeyOrder;
     private ByteBuffer viewCaller;
     private ByteBuffer viewSender;
     private FloatBuffer viewFloats;
@@ -832,7 +833,7 @@ public final class RingCollective implements Collective {
     /** Views over [position, position + count*4) of a direct buffer: one per thread plus a float view. */
     private void selectViews(ByteBuffer buffer, int count) {
         int pos = buffer.position();
-        if (buffer == viewKey && pos == viewKeyPos && count == viewKeyCount) {
+        if (buffer == viewKey && pos == viewKeyPos && count == viewKeyCount && buffer.order() == viewKeyOrder) {
             return;
         }
         ByteBuffer region = buffer.duplicate();
@@ -844,6 +845,7 @@ public final class RingCollective implements Collective {
         viewKey = buffer;
         viewKeyPos = pos;
         viewKeyCount = count;
+        viewKeyOrder = buffer.order();
     }
 
     private FloatBuffer scratchFloats(ByteOrder order) {
