@@ -41,7 +41,7 @@ public final class CollectiveGradientSync implements GradientSync {
       int n = Math.min(bucketFloats, total - off);
       collective.broadcast(slice(off, n), n, 0);
     }
-    if (collective.rank() != 0) unpack(parameters, 1f);
+    if (collective.rank() != 0) unpack(parameters);
   }
 
   @Override
@@ -51,7 +51,10 @@ public final class CollectiveGradientSync implements GradientSync {
       int n = Math.min(bucketFloats, total - off);
       collective.allReduceSum(slice(off, n), n);
     }
-    unpack(gradients, 1f / collective.worldSize());
+    unpack(gradients);
+    // The average, scaled by PyTorch's vectorised kernel rather than a Java loop.
+    float scale = 1f / collective.worldSize();
+    for (NDArray g : gradients) g.muli(scale);
   }
 
   @Override
@@ -72,20 +75,16 @@ public final class CollectiveGradientSync implements GradientSync {
     return (int) total;
   }
 
-  /** Writes the flat buffer back into the arrays' memory, times {@code scale}. */
-  private void unpack(NDList arrays, float scale) {
+  /** Writes the flat buffer back into the arrays' own memory (bulk copies). */
+  private void unpack(NDList arrays) {
     FloatBuffer in = flat.asFloatBuffer();
     for (NDArray a : arrays) {
       FloatBuffer dst = a.toByteBuffer(true).order(ByteOrder.nativeOrder()).asFloatBuffer();
       int n = dst.remaining();
-      if (scale == 1f) {
-        FloatBuffer src = in.slice();
-        src.limit(n);
-        dst.put(src);
-        in.position(in.position() + n);
-      } else {
-        for (int i = 0; i < n; i++) dst.put(i, in.get() * scale);
-      }
+      FloatBuffer src = in.slice();
+      src.limit(n);
+      dst.put(src);
+      in.position(in.position() + n);
     }
   }
 
