@@ -2,6 +2,7 @@ package io.kiln.worker.task;
 
 import io.kiln.protocol.proto.LogLine;
 import io.kiln.protocol.proto.Progress;
+import io.kiln.protocol.proto.TaskCheckpoint;
 import io.kiln.protocol.proto.TaskCompleted;
 import io.kiln.protocol.proto.TaskFailed;
 import io.kiln.protocol.proto.TaskLogs;
@@ -77,6 +78,17 @@ public final class TaskEvents {
     if (finished) return;
     flushLogs();
     send(report().setRendezvous(r).build());
+  }
+
+  /**
+   * A checkpoint is complete in the artifact store (rank 0; the coordinator records it as
+   * {@code JobCheckpointCommitted}). Waiting log lines go first. Called from the checkpoint writer's
+   * thread.
+   */
+  public synchronized void checkpoint(TaskCheckpoint checkpoint) {
+    if (finished) return;
+    flushLogs();
+    send(report().setCheckpoint(checkpoint).build());
   }
 
   public synchronized void flushLogs() {

@@ -6,6 +6,12 @@ import io.kiln.artifacts.ArtifactStore;
 import io.kiln.protocol.proto.JobSpec;
 import io.kiln.protocol.proto.Progress;
 import io.kiln.protocol.proto.TaskAssignment;
+import io.kiln.protocol.proto.TaskCheckpoint;
+import io.kiln.worker.checkpoint.Checkpoint;
+import io.kiln.worker.checkpoint.CheckpointException;
+import io.kiln.worker.checkpoint.CheckpointSettings;
+import io.kiln.worker.checkpoint.CheckpointWriter;
+import io.kiln.worker.checkpoint.Checkpoints;
 import io.kiln.worker.data.DataException;
 import io.kiln.worker.data.MnistDataset;
 import io.kiln.worker.training.GradientSync;
@@ -26,7 +32,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * One rank of a training job, start to finish, on the calling thread: validate the spec, load the
- * data, train, evaluate, write the model, and report each stage through {@link TaskEvents}.
+ * checkpoint to resume from (if {@code spec.checkpoint.resume_from}), load the data, train (rank 0
+ * writes checkpoints to {@code <job folder>/checkpoints/} and reports each one), evaluate, write the
+ * model, and report each stage through {@link TaskEvents}.
  * {@link #run()} never throws: every failure becomes one {@code failed} report whose reason says
  * what went wrong (a stop request becomes {@code "stopped: <reason>"}).
  *
@@ -42,6 +50,8 @@ public final class TrainingTask implements Runnable {
   private final GradientSyncFactory syncFactory;
   private final URI defaultArtifactsRoot;
   private final GroupRendezvous rendezvous;
+  /** What the task is doing, for the failure reason (run() runs once, on one thread). */
+  private String stage;
 
   public TrainingTask(TaskAssignment assignment, TaskEvents events, StopSignal stop, GradientSyncFactory syncFactory,
       URI defaultArtifactsRoot) {
@@ -60,7 +70,7 @@ public final class TrainingTask implements Runnable {
 
   @Override
   public void run() {
-    String stage = "invalid job spec";
+    stage = "invalid job spec";
     try {
       events.started();
       JobSpec spec = assignment.getSpec();
@@ -71,12 +81,25 @@ public final class TrainingTask implements Runnable {
           spec.getChannelsOrDefault("train", "(none)")));
       ModelDefinition definition = ModelDefinitions.get(spec.getAlgorithm());
       TrainingConfig config = TrainingConfig.fromSpec(spec);
+      CheckpointSettings checkpointing = CheckpointSettings.fromSpec(spec);
       String train = spec.getChannelsOrDefault("train", "");
       if (train.isBlank()) throw new IllegalArgumentException("channels.train is required");
       Map<String, String> hp = new LinkedHashMap<>(definition.defaults());
       hp.putAll(spec.getHyperparametersMap());
       URI modelUri = modelUri();
       URI jobUri = jobUri();
+
+      Checkpoint resume = null;
+      if (checkpointing.resumes()) {
+        stage = "cannot resume from checkpoint";
+        stop.check();
+        URI from = Checkpoints.resolve(checkpointing.resumeFrom());
+        resume = Checkpoints.load(from);
+        var pos = resume.position();
+        events.info(String.format(Locale.ROOT, "loaded checkpoint %s (global step %d, epoch %d step %d/%d, %.1f MB)",
+            from, pos.globalStep(), pos.epoch(), pos.stepInEpoch(), pos.stepsPerEpoch(),
+            resume.metadata().dataBytes() / 1e6));
+      }
 
       stage = "cannot load data";
       stop.check();
@@ -92,46 +115,70 @@ public final class TrainingTask implements Runnable {
         stage = "cannot set up gradient synchronisation";
         GradientSync sync = syncFactory.create(assignment, rendezvous);
         stage = "training failed";
-        TrainingLoop.Result result = new TrainingLoop(definition, hp, config, rank, world, sync)
-            .listener(new Listener())
-            .stopSignal(stop)
-            .train(trainData);
-        try (var model = result.model()) {
-          Map<String, Double> metrics = new LinkedHashMap<>();
-          metrics.put("train_loss", result.trainLoss());
-          metrics.put("samples_per_sec", result.samplesPerSec());
-          metrics.put("train_seconds", result.trainSeconds());
-          metrics.put("steps", (double) result.steps());
-          metrics.put("epochs", (double) result.epochsCompleted());
-          metrics.put("compute_ms_per_step", result.computeMsPerStep());
-          metrics.put("comm_ms_per_step", result.commMsPerStep());
-          if (rank == 0) {
-            stage = "evaluation failed";
+        // Only rank 0 checkpoints: every rank holds the same parameters and momentum.
+        CheckpointWriter writer = rank == 0 ? new CheckpointWriter(ArtifactStore.forRoot(jobUri),
+            jobUri.resolve(Checkpoints.FOLDER), checkpointing.keep(), new CheckpointListener()) : null;
+        try {
+          TrainingLoop.Result result = new TrainingLoop(definition, hp, config, rank, world, sync)
+              .listener(new Listener())
+              .stopSignal(stop)
+              .checkpoints(writer, checkpointing.everySteps())
+              .resumeFrom(resume)
+              .train(trainData);
+          resume = null; // its copy of the state can go
+          try (var model = result.model()) {
+            Map<String, Double> metrics = new LinkedHashMap<>();
+            metrics.put("train_loss", result.trainLoss());
+            metrics.put("samples_per_sec", result.samplesPerSec());
+            metrics.put("train_seconds", result.trainSeconds());
+            metrics.put("steps", (double) result.steps());
+            metrics.put("epochs", (double) result.epochsCompleted());
+            metrics.put("compute_ms_per_step", result.computeMsPerStep());
+            metrics.put("comm_ms_per_step", result.commMsPerStep());
+            if (rank == 0) {
+              stage = "evaluation failed";
+              stop.check();
+              TrainingData testData = TrainingData.of(splits.test(), data);
+              double accuracy = TrainingLoop.accuracy(result.block(), result.inputShape(), testData, stop);
+              metrics.put("test_accuracy", accuracy);
+              events.info(String.format(Locale.ROOT, "test accuracy %.4f on %d images; train loss %.4f; %.0f samples/s",
+                  accuracy, splits.test().size(), result.trainLoss(), result.samplesPerSec()));
+              stage = "cannot write the model";
+              stop.check();
+              Map<String, String> recorded = new LinkedHashMap<>(hp);
+              recorded.putAll(config.asHyperparameters());
+              ModelArtifacts.write(ArtifactStore.forRoot(modelUri), modelUri, model, new ModelArtifacts.Description(
+                  definition.name(), recorded, result.inputShape(), splits.train().rows(), splits.train().cols(),
+                  splits.train().numClasses(), splits.classNames(), metrics, assignment.getJobId(),
+                  assignment.getTaskId()));
+              ModelArtifacts.writeMetrics(ArtifactStore.forRoot(jobUri),
+                  ModelArtifacts.normalize(jobUri.resolve("metrics.json")), metrics);
+              events.info("model written to " + modelUri);
+            }
+            if (writer != null) {
+              // the last checkpoint was written while the model was evaluated; make sure it is complete
+              writer.close();
+              CheckpointWriter.Stats st = writer.stats();
+              events.info(String.format(Locale.ROOT, "checkpoints: %d written, %d skipped, %d failed; snapshot copy "
+                  + "%.2f ms mean (max %.2f ms) on the training thread, background write %.1f ms mean", st.written(),
+                  st.skipped(), st.failed(), st.meanSnapshotMs(), st.maxSnapshotMs(), st.meanWriteMs()));
+            }
             stop.check();
-            TrainingData testData = TrainingData.of(splits.test(), data);
-            double accuracy = TrainingLoop.accuracy(result.block(), result.inputShape(), testData, stop);
-            metrics.put("test_accuracy", accuracy);
-            events.info(String.format(Locale.ROOT, "test accuracy %.4f on %d images; train loss %.4f; %.0f samples/s",
-                accuracy, splits.test().size(), result.trainLoss(), result.samplesPerSec()));
-            stage = "cannot write the model";
-            stop.check();
-            Map<String, String> recorded = new LinkedHashMap<>(hp);
-            recorded.putAll(config.asHyperparameters());
-            ModelArtifacts.write(ArtifactStore.forRoot(modelUri), modelUri, model, new ModelArtifacts.Description(
-                definition.name(), recorded, result.inputShape(), splits.train().rows(), splits.train().cols(),
-                splits.train().numClasses(), splits.classNames(), metrics, assignment.getJobId(),
-                assignment.getTaskId()));
-            ModelArtifacts.writeMetrics(ArtifactStore.forRoot(jobUri), ModelArtifacts.normalize(jobUri.resolve("metrics.json")),
-                metrics);
-            events.info("model written to " + modelUri);
+            events.completed(modelUri.toString(), metrics);
           }
-          stop.check();
-          events.completed(modelUri.toString(), metrics);
+        } finally {
+          if (writer != null) writer.close();
         }
       }
     } catch (TaskStoppedException e) {
       events.info("stopped: " + e.getMessage());
       events.failed("stopped: " + e.getMessage());
+    } catch (CheckpointException e) {
+      // its message names the checkpoint and the problem (a cause's message would only name a file)
+      String reason = "cannot resume from checkpoint: " + e.getMessage();
+      log.warn("[{}] {}", assignment.getTaskId(), reason);
+      events.log("ERROR", reason);
+      events.failed(reason);
     } catch (Throwable e) {
       String reason = stage + ": " + rootCauseMessage(e);
       if (e instanceof DataException || e instanceof IllegalArgumentException) {
@@ -173,6 +220,21 @@ public final class TrainingTask implements Runnable {
     if (m == null || m.isBlank()) m = t.getClass().getSimpleName();
     if (t != e && e.getMessage() != null && e.getMessage().contains(m)) return e.getMessage();
     return m;
+  }
+
+  /** Checkpoint writer thread: its lines go to the task's log, each complete checkpoint to the coordinator. */
+  private final class CheckpointListener implements CheckpointWriter.Listener {
+    @Override
+    public void onLog(String level, String message) {
+      events.log(level, message);
+    }
+
+    @Override
+    public void onWritten(CheckpointWriter.Written w) {
+      events.checkpoint(TaskCheckpoint.newBuilder().setUri(w.uri().toString()).setStep(w.position().globalStep())
+          .setEpoch(w.position().epoch()).setStepInEpoch(w.position().stepInEpoch())
+          .setEpochEnd(w.position().epochEnd()).build());
+    }
   }
 
   private final class Listener implements TrainingLoop.Listener {

@@ -13,19 +13,30 @@ import ai.djl.nn.Parameter;
 import ai.djl.pytorch.engine.PtNDArray;
 import ai.djl.pytorch.jni.JniUtils;
 import ai.djl.training.ParameterStore;
-import ai.djl.training.optimizer.Optimizer;
-import ai.djl.training.tracker.Tracker;
 import ai.djl.util.Pair;
+import io.kiln.worker.checkpoint.Checkpoint;
+import io.kiln.worker.checkpoint.CheckpointException;
+import io.kiln.worker.checkpoint.CheckpointMetadata;
+import io.kiln.worker.checkpoint.CheckpointWriter;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.TreeMap;
 
 /**
- * Mini-batch SGD with momentum and softmax cross-entropy on DJL's PyTorch engine, shaped for data
- * parallelism: rank {@code rank} of {@code worldSize} trains on its shard of each global batch (see
- * {@link Sharding}) and calls the {@link GradientSync} hook between backward and the optimizer step.
+ * Mini-batch SGD with momentum ({@link MomentumSgd}) and softmax cross-entropy on DJL's PyTorch
+ * engine, shaped for data parallelism: rank {@code rank} of {@code worldSize} trains on its shard of
+ * each global batch (see {@link Sharding}) and calls the {@link GradientSync} hook between backward
+ * and the optimizer step.
+ *
+ * <p>Checkpoints ({@link #checkpoints}): every {@code everySteps} global steps, at each epoch end and
+ * when training stops early (max_steps, max_runtime_seconds), the parameters and momentum buffers are
+ * copied into the {@link CheckpointWriter}'s host buffer at the step boundary and written in the
+ * background. Resume ({@link #resumeFrom}): the checkpoint's parameters and momentum are loaded and
+ * training continues at its global step, epoch and step within the epoch, with the same per-epoch
+ * permutation and sharding, so the remaining steps see exactly the samples they would have seen.
  *
  * <p>The whole split lives in one NDArray; each step gathers its rows by index (no DJL Dataset or
  * Batchifier). Gradients are recorded with PyTorch's thread-local grad mode, not DJL's
@@ -87,6 +98,9 @@ public final class TrainingLoop {
   private Listener listener = SILENT;
   private StopSignal stopSignal = new StopSignal();
   private long progressIntervalMs = 1000;
+  private CheckpointWriter checkpointWriter;
+  private long checkpointEverySteps;
+  private Checkpoint resume;
 
   public TrainingLoop(ModelDefinition definition, Map<String, String> hyperparameters, TrainingConfig config,
       int rank, int worldSize, GradientSync gradientSync) {
@@ -114,6 +128,28 @@ public final class TrainingLoop {
 
   public TrainingLoop progressIntervalMs(long ms) {
     this.progressIntervalMs = ms;
+    return this;
+  }
+
+  /**
+   * Takes checkpoints through {@code writer} (null: none; give one to rank 0 only) every
+   * {@code everySteps} global steps (0: only at epoch ends), at each epoch end, and at the last step
+   * when training stops early. The caller closes the writer (which waits for the last write).
+   */
+  public TrainingLoop checkpoints(CheckpointWriter writer, long everySteps) {
+    if (everySteps < 0) throw new IllegalArgumentException("checkpoint every_steps must be >= 0, got " + everySteps);
+    this.checkpointWriter = writer;
+    this.checkpointEverySteps = everySteps;
+    return this;
+  }
+
+  /**
+   * Continues from {@code checkpoint} (null: start fresh). {@link #train} checks that it fits this
+   * job (see {@link CheckpointMetadata#requireCompatible}) and fails with a {@link CheckpointException}
+   * otherwise. {@code max_steps} counts global steps, including those before the checkpoint.
+   */
+  public TrainingLoop resumeFrom(Checkpoint checkpoint) {
+    this.resume = checkpoint;
     return this;
   }
 
@@ -150,12 +186,49 @@ public final class TrainingLoop {
       for (Pair<String, Parameter> p : block.getParameters()) {
         if (p.getValue().requiresGradient()) params.add(p);
       }
-      Optimizer optimizer = Optimizer.sgd()
-          .setLearningRateTracker(Tracker.fixed(config.learningRate()))
-          .optMomentum(config.momentum())
-          .build();
       NDList parameterArrays = new NDList(params.size());
-      for (Pair<String, Parameter> p : params) parameterArrays.add(p.getValue().getArray());
+      List<String> names = new ArrayList<>(params.size());
+      List<long[]> shapes = new ArrayList<>(params.size());
+      for (Pair<String, Parameter> p : params) {
+        parameterArrays.add(p.getValue().getArray());
+        names.add(p.getKey());
+        shapes.add(p.getValue().getArray().getShape().getShape());
+      }
+      // Its buffers live in a sub-manager of the model's: closed with the model.
+      MomentumSgd optimizer = new MomentumSgd(config.learningRate(), config.momentum(), parameterArrays);
+      // Where training starts: global step, 1-based epoch, 0-based step index in that epoch.
+      long startStep = 0;
+      int startEpoch = 1;
+      int startStepInEpoch = 0;
+      if (resume != null) {
+        CheckpointMetadata cm = resume.metadata();
+        cm.requireCompatible(resume.uri().toString(), definition.name(), MomentumSgd.NAME, worldSize, batch,
+            config.seed(), n, names, shapes);
+        CheckpointMetadata.Position pos = cm.position();
+        if (pos.stepsPerEpoch() != stepsPerEpoch) {
+          throw new CheckpointException("checkpoint " + resume.uri() + " does not fit this job: " + pos.stepsPerEpoch()
+              + " steps per epoch in the checkpoint, " + stepsPerEpoch + " in this job");
+        }
+        for (int i = 0; i < params.size(); i++) {
+          MomentumSgd.writeInto(parameterArrays.get(i), resume.tensor(i));
+          optimizer.load(i, resume.tensor(params.size() + i));
+        }
+        startStep = pos.globalStep();
+        startEpoch = pos.resumeEpoch();
+        startStepInEpoch = pos.resumeStepInEpoch();
+        listener.onLog(String.format(Locale.ROOT, "resumed from %s at epoch %d step %d (global step %d)%s",
+            resume.uri(), startEpoch, startStepInEpoch, startStep, resumeNotes(cm)));
+      }
+      NDList checkpointArrays = new NDList(2 * params.size());
+      checkpointArrays.addAll(parameterArrays);
+      checkpointArrays.addAll(optimizer.buffers());
+      if (checkpointWriter != null) {
+        Map<String, String> recorded = new TreeMap<>(hyperparameters);
+        recorded.putAll(config.asHyperparameters());
+        checkpointWriter.begin(CheckpointMetadata.layout(definition.name(), recorded, MomentumSgd.NAME,
+            config.learningRate(), config.momentum(), config.epochs(), worldSize, batch, config.seed(), n, names,
+            shapes, null, null));
+      }
       sync.start(parameterArrays);
       ParameterStore parameterStore = new ParameterStore(model.getNDManager(), false);
       NDManager dataManager = data.features().getManager();
@@ -169,18 +242,25 @@ public final class TrainingLoop {
       int windowSteps = 0;
       double epochLoss = 0;
       int epochSteps = 0;
-      long step = 0;
-      int epochsCompleted = 0;
-      int epoch = 0;
+      long step = startStep;
+      long lastCheckpointStep = startStep;
+      int epochsCompleted = startEpoch - 1;
+      int epoch = startEpoch;
+      int stepInEpoch = startStepInEpoch;
       String stoppedBy = null;
       listener.onLog(String.format(Locale.ROOT, "training %s on %d samples: %d epoch(s) of %d steps, batch %d x %d rank(s), "
           + "lr %s, momentum %s, %d thread(s)", definition.name(), n, config.epochs(), stepsPerEpoch, batch, worldSize,
           config.learningRate(), config.momentum(), config.threads()));
+      if (startStep >= totalSteps) {
+        listener.onLog("nothing left to train: the checkpoint is at global step " + startStep + " of " + totalSteps);
+      }
 
       training:
-      for (epoch = 1; epoch <= config.epochs(); epoch++) {
+      for (epoch = startEpoch; epoch <= config.epochs(); epoch++) {
         epochLoss = 0;
         epochSteps = 0;
+        int firstStep = epoch == startEpoch ? startStepInEpoch : 0;
+        stepInEpoch = firstStep;
         // This rank's rows of the whole epoch, in step order, gathered CHUNK_STEPS steps at a time
         // (bounded memory, cache-friendly); each step then takes a view of its rows.
         long[] epochIndex = Sharding.epochShard(Sharding.permutation(n, config.seed(), epoch), stepsPerEpoch, batch, rank,
@@ -190,7 +270,7 @@ public final class TrainingLoop {
           NDArray xs = null;
           NDArray ys = null;
           int chunkStart = 0;
-          for (int s = 0; s < stepsPerEpoch; s++) {
+          for (int s = firstStep; s < stepsPerEpoch; s++) {
             if (step >= totalSteps) {
               stoppedBy = "max_steps";
               break training;
@@ -204,13 +284,15 @@ public final class TrainingLoop {
             float lossValue;
             NDList grads = new NDList(params.size());
             long commStart;
-            if (s % CHUNK_STEPS == 0) {
+            if (xs == null || s % CHUNK_STEPS == 0) {
+              // chunks sit on the same grid whether the epoch starts at step 0 or mid-way (resume),
+              // so a resumed run computes on exactly the same memory layout as an uninterrupted one
               if (chunkManager != null) chunkManager.close();
               chunkManager = epochManager.newSubManager();
-              chunkStart = s;
-              int steps = Math.min(CHUNK_STEPS, stepsPerEpoch - s);
+              chunkStart = s - s % CHUNK_STEPS;
+              int steps = Math.min(CHUNK_STEPS, stepsPerEpoch - chunkStart);
               NDArray index = chunkManager.create(
-                  Arrays.copyOfRange(epochIndex, s * batch, (s + steps) * batch));
+                  Arrays.copyOfRange(epochIndex, chunkStart * batch, (chunkStart + steps) * batch));
               xs = data.features().get(index);
               xs.attach(chunkManager);
               ys = data.labels().get(index);
@@ -237,10 +319,9 @@ public final class TrainingLoop {
               sync.sync(grads, step);
               long commEnd = System.nanoTime();
               commNanos += commEnd - commStart;
-              for (int i = 0; i < params.size(); i++) {
-                Pair<String, Parameter> p = params.get(i);
-                optimizer.update(p.getKey(), p.getValue().getArray(), grads.get(i));
-              }
+              optimizer.step(parameterArrays, grads);
+              // backward accumulates into .grad: clear it for the next step (optimizer.zero_grad())
+              for (NDArray w : parameterArrays) JniUtils.zeroGrad((PtNDArray) w);
               computeNanos += (commStart - t0) + (System.nanoTime() - commEnd);
             } finally {
               for (NDArray g : grads) g.close();
@@ -250,14 +331,26 @@ public final class TrainingLoop {
                   + " (try a smaller learning_rate)");
             }
             step++;
+            stepInEpoch = s + 1;
             windowLoss += lossValue;
             windowSteps++;
             epochLoss += lossValue;
             epochSteps++;
+            if (checkpointWriter != null) {
+              boolean epochEnd = stepInEpoch == stepsPerEpoch;
+              if (epochEnd || (checkpointEverySteps > 0 && step % checkpointEverySteps == 0)) {
+                // the last checkpoint of the run is never skipped: wait for a write still in flight
+                boolean last = step >= totalSteps;
+                if (checkpointWriter.save(new CheckpointMetadata.Position(step, epoch, stepInEpoch, stepsPerEpoch,
+                    epochEnd), checkpointArrays, last)) {
+                  lastCheckpointStep = step;
+                }
+              }
+            }
             long now = System.nanoTime();
             if (now - lastReport >= progressIntervalMs * 1_000_000L) {
-              report(step, totalSteps, epoch, stepsPerEpoch, s + 1, windowLoss / windowSteps, started, now,
-                  computeNanos, commNanos);
+              report(step, step - startStep, totalSteps, epoch, stepsPerEpoch, stepInEpoch, windowLoss / windowSteps,
+                  started, now, computeNanos, commNanos);
               lastReport = now;
               windowLoss = 0;
               windowSteps = 0;
@@ -267,18 +360,28 @@ public final class TrainingLoop {
         epochsCompleted = epoch;
       }
       long ended = System.nanoTime();
+      long stepsRun = step - startStep;
       int lastEpoch = Math.min(epoch, config.epochs());
+      if (epoch > config.epochs()) stepInEpoch = stepsPerEpoch;
+      if (checkpointWriter != null && stepsRun > 0 && lastCheckpointStep != step) {
+        // stopped early (max_steps, max_runtime_seconds) after an uncheckpointed step, or the
+        // scheduled checkpoint of the last step was skipped: take the final one now
+        int e = stepInEpoch == 0 ? epoch - 1 : epoch;
+        int sie = stepInEpoch == 0 ? stepsPerEpoch : stepInEpoch;
+        checkpointWriter.save(new CheckpointMetadata.Position(step, e, sie, stepsPerEpoch, sie == stepsPerEpoch),
+            checkpointArrays, true);
+      }
       double lastLoss = windowSteps > 0 ? windowLoss / windowSteps : (epochSteps > 0 ? epochLoss / epochSteps : Double.NaN);
-      int stepInEpoch = epochSteps;
-      report(step, totalSteps, lastEpoch, stepsPerEpoch, stepInEpoch, lastLoss, started, ended, computeNanos, commNanos);
+      report(step, stepsRun, totalSteps, lastEpoch, stepsPerEpoch, stepInEpoch, lastLoss, started, ended, computeNanos,
+          commNanos);
       double seconds = (ended - started) / 1e9;
-      double sps = seconds > 0 ? step * (double) batch * worldSize / seconds : 0;
+      double sps = seconds > 0 ? stepsRun * (double) batch * worldSize / seconds : 0;
       if (stoppedBy != null) {
         listener.onLog("stopped training after " + step + " step(s): " + stoppedBy + " reached");
       }
       Result r = new Result(model, block, sampleShape, step, epochsCompleted,
           epochSteps > 0 ? epochLoss / epochSteps : Double.NaN, sps, seconds,
-          step > 0 ? computeNanos / step / 1e6 : 0, step > 0 ? commNanos / step / 1e6 : 0, stoppedBy);
+          stepsRun > 0 ? computeNanos / stepsRun / 1e6 : 0, stepsRun > 0 ? commNanos / stepsRun / 1e6 : 0, stoppedBy);
       ok = true;
       return r;
     } finally {
@@ -286,14 +389,30 @@ public final class TrainingLoop {
     }
   }
 
-  private void report(long step, long totalSteps, int epoch, int stepsPerEpoch, int stepInEpoch, double loss,
-      long started, long now, double computeNanos, double commNanos) {
+  /** What differs between the checkpoint's run and this one (allowed: learning rate, momentum, epochs). */
+  private String resumeNotes(CheckpointMetadata cm) {
+    List<String> notes = new ArrayList<>();
+    if (cm.learningRate() != config.learningRate()) {
+      notes.add("learning_rate " + cm.learningRate() + " -> " + config.learningRate());
+    }
+    if (cm.momentum() != config.momentum()) notes.add("momentum " + cm.momentum() + " -> " + config.momentum());
+    if (cm.epochs() != config.epochs()) notes.add("epochs " + cm.epochs() + " -> " + config.epochs());
+    if (cm.worldSize() != worldSize) {
+      notes.add("world size " + cm.worldSize() + " x batch " + cm.batchSize() + " -> " + worldSize + " x batch "
+          + config.batchSize() + " (same global batch)");
+    }
+    return notes.isEmpty() ? "" : "; changed: " + String.join(", ", notes);
+  }
+
+  private void report(long step, long stepsRun, long totalSteps, int epoch, int stepsPerEpoch, int stepInEpoch,
+      double loss, long started, long now, double computeNanos, double commNanos) {
     double seconds = (now - started) / 1e9;
-    double sps = seconds > 0 ? step * (double) config.batchSize() * worldSize / seconds : 0;
+    double sps = seconds > 0 ? stepsRun * (double) config.batchSize() * worldSize / seconds : 0;
     listener.onLog(String.format(Locale.ROOT, "epoch %d/%d step %d/%d loss %.4f %.0f samples/s", epoch,
         config.epochs(), stepInEpoch, stepsPerEpoch, loss, sps));
     listener.onProgress(new Progress(step, totalSteps, epoch, config.epochs(), loss, sps,
-        step > 0 ? computeNanos / step / 1e6 : 0, step > 0 ? commNanos / step / 1e6 : 0, System.currentTimeMillis()));
+        stepsRun > 0 ? computeNanos / stepsRun / 1e6 : 0, stepsRun > 0 ? commNanos / stepsRun / 1e6 : 0,
+        System.currentTimeMillis()));
   }
 
   /** Mean softmax cross-entropy of {@code logits} (batch, classes) against int64 class labels (batch). */

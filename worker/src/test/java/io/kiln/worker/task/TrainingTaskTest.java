@@ -8,12 +8,15 @@ import ai.djl.Model;
 import ai.djl.ndarray.NDManager;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import io.kiln.protocol.proto.CheckpointConfig;
 import io.kiln.protocol.proto.JobSpec;
 import io.kiln.protocol.proto.Resources;
 import io.kiln.protocol.proto.StoppingCondition;
 import io.kiln.protocol.proto.TaskAssignment;
+import io.kiln.protocol.proto.TaskCheckpoint;
 import io.kiln.protocol.proto.TaskReport;
 import io.kiln.worker.TestData;
+import io.kiln.worker.checkpoint.Checkpoints;
 import io.kiln.worker.data.MnistDataset;
 import io.kiln.worker.training.ModelArtifacts;
 import io.kiln.worker.training.StopSignal;
@@ -23,6 +26,7 @@ import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.stream.Collectors;
 import java.util.concurrent.CopyOnWriteArrayList;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -132,5 +136,100 @@ class TrainingTaskTest {
     stop.stop("by test");
     List<TaskReport> r = run(assignment("mlp", TestData.fashionSmall().toString(), tmp), stop);
     assertEquals("stopped: by test", r.get(r.size() - 1).getFailed().getReason());
+  }
+
+  static TaskAssignment withCheckpoints(TaskAssignment a, String jobId, int everySteps, int keep, String resumeFrom) {
+    return a.toBuilder().setJobId(jobId).setTaskId(jobId + "-r0").setSpec(a.getSpec().toBuilder().setCheckpoint(
+        CheckpointConfig.newBuilder().setEverySteps(everySteps).setKeep(keep).setResumeFrom(resumeFrom))).build();
+  }
+
+  static String logText(List<TaskReport> reports) {
+    return reports.stream().filter(r -> r.getKindCase() == TaskReport.KindCase.LOGS)
+        .flatMap(r -> r.getLogs().getLinesList().stream()).map(l -> l.getMessage()).collect(Collectors.joining("\n"));
+  }
+
+  /** Rank 0 reports each complete checkpoint, before completing; a later job resumes from the folder. */
+  @Test
+  void checkpointsAreReportedAndAJobResumesFromThem() throws Exception {
+    Path jobDir = tmp.resolve("jobs/job-c1");
+    TaskAssignment a = withCheckpoints(assignment("mlp", TestData.fashionSmall().toString(), jobDir, "hidden", "16"),
+        "job-c1", 20, 2, "");
+    List<TaskReport> reports = run(a, new StopSignal());
+    TaskReport last = reports.get(reports.size() - 1);
+    assertEquals(TaskReport.KindCase.COMPLETED, last.getKindCase(), reports.toString());
+    List<TaskCheckpoint> checkpoints = reports.stream().filter(r -> r.getKindCase() == TaskReport.KindCase.CHECKPOINT)
+        .map(TaskReport::getCheckpoint).toList();
+    // due at 20, 40 and the epoch end 46 (one may be skipped if the previous write were slow; the last never is)
+    assertTrue(checkpoints.size() >= 2, checkpoints.toString());
+    TaskCheckpoint end = checkpoints.get(checkpoints.size() - 1);
+    assertEquals(46, end.getStep());
+    assertEquals(1, end.getEpoch());
+    assertEquals(46, end.getStepInEpoch());
+    assertTrue(end.getEpochEnd());
+    assertEquals(jobDir.resolve("checkpoints/step-00000046").toUri().toString(), end.getUri());
+    assertEquals(20, checkpoints.get(0).getStep());
+    assertTrue(Files.exists(Path.of(URI.create(end.getUri())).resolve("checkpoint.json")));
+    for (TaskReport r : reports) assertEquals("job-c1", r.getJobId());
+    // keep = 2
+    assertEquals(2, Checkpoints.list(io.kiln.artifacts.ArtifactStore.forRoot(jobDir.toUri()),
+        jobDir.resolve("checkpoints").toUri()).size());
+    assertTrue(logText(reports).contains("checkpoints: " + checkpoints.size() + " written"), logText(reports));
+
+    // a second job continues job-c1 for a second epoch from its newest checkpoint (the job folder)
+    Path jobDir2 = tmp.resolve("jobs/job-c2");
+    TaskAssignment b = withCheckpoints(assignment("mlp", TestData.fashionSmall().toString(), jobDir2, "hidden", "16",
+        "epochs", "2"), "job-c2", 0, 0, jobDir.toString());
+    List<TaskReport> reports2 = run(b, new StopSignal());
+    TaskReport last2 = reports2.get(reports2.size() - 1);
+    assertEquals(TaskReport.KindCase.COMPLETED, last2.getKindCase(), reports2.toString());
+    assertEquals(92.0, last2.getCompleted().getMetricsMap().get("steps"));
+    assertTrue(logText(reports2).contains("resumed from " + end.getUri() + " at epoch 2 step 0 (global step 46)"),
+        logText(reports2));
+    List<TaskCheckpoint> checkpoints2 = reports2.stream().filter(r -> r.getKindCase() == TaskReport.KindCase.CHECKPOINT)
+        .map(TaskReport::getCheckpoint).toList();
+    assertEquals(1, checkpoints2.size(), checkpoints2.toString());
+    assertEquals(92, checkpoints2.get(0).getStep());
+    assertEquals(2, checkpoints2.get(0).getEpoch());
+  }
+
+  @Test
+  void aBadCheckpointFailsTheTaskWithItsUriAndProblem() throws Exception {
+    Path jobDir = tmp.resolve("jobs/job-k1");
+    TaskAssignment a = withCheckpoints(assignment("mlp", TestData.fashionSmall().toString(), jobDir, "hidden", "16"),
+        "job-k1", 0, 0, "");
+    List<TaskReport> r = run(a, new StopSignal());
+    assertEquals(TaskReport.KindCase.COMPLETED, r.get(r.size() - 1).getKindCase(), r.toString());
+    Path state = jobDir.resolve("checkpoints/step-00000046/state.bin");
+    byte[] bytes = Files.readAllBytes(state);
+    bytes[bytes.length / 2] ^= 0x10;
+    Files.write(state, bytes);
+
+    TaskAssignment b = withCheckpoints(assignment("mlp", TestData.fashionSmall().toString(), tmp.resolve("jobs/job-k2"),
+        "hidden", "16"), "job-k2", 0, 0, jobDir.resolve("checkpoints").toUri().toString());
+    r = run(b, new StopSignal());
+    String reason = r.get(r.size() - 1).getFailed().getReason();
+    assertTrue(reason.startsWith("cannot resume from checkpoint: " + state.toUri() + ": CRC32 mismatch"), reason);
+
+    TaskAssignment c = withCheckpoints(assignment("mlp", TestData.fashionSmall().toString(), tmp.resolve("jobs/job-k3"),
+        "hidden", "16"), "job-k3", 0, 0, tmp.resolve("no-such-job").toString());
+    r = run(c, new StopSignal());
+    reason = r.get(r.size() - 1).getFailed().getReason();
+    assertEquals("cannot resume from checkpoint: " + tmp.resolve("no-such-job").toUri() + "/: no such checkpoint "
+        + "folder (it does not exist)", reason);
+
+    // another global batch: the position in the epoch would not map
+    TaskAssignment d = withCheckpoints(assignment("mlp", TestData.fashionSmall().toString(), tmp.resolve("jobs/job-k4"),
+        "hidden", "16", "batch_size", "32"), "job-k4", 0, 0, jobDir.resolve("checkpoints/step-00000046").toString());
+    Files.write(state, flip(bytes));
+    r = run(d, new StopSignal());
+    reason = r.get(r.size() - 1).getFailed().getReason();
+    assertTrue(reason.startsWith("cannot resume from checkpoint: checkpoint " + state.getParent().toUri())
+        && reason.contains("world size 1 x batch_size 64") && reason.contains("world size 1 x batch_size 32"), reason);
+  }
+
+  private static byte[] flip(byte[] b) {
+    byte[] c = b.clone();
+    c[c.length / 2] ^= 0x10;
+    return c;
   }
 }
