@@ -3,6 +3,8 @@ package io.kiln.worker.bench;
 import ai.djl.Device;
 import ai.djl.Model;
 import ai.djl.ndarray.NDManager;
+import io.kiln.artifacts.ArtifactStore;
+import io.kiln.worker.checkpoint.CheckpointWriter;
 import io.kiln.worker.data.MnistDataset;
 import io.kiln.worker.training.GradientSync;
 import io.kiln.worker.training.ModelDefinitions;
@@ -22,6 +24,10 @@ import java.util.Map;
  *   -DDJL_CACHE_DIR=$PWD/.cache/djl -Dai.djl.offline=true \
  *   io.kiln.worker.bench.TrainBenchmark /usr/share/datasets/fashion-mnist mlp epochs=1 batch_size=64 threads=1
  * </pre>
+ *
+ * <p>{@code checkpoint_every=K} (K >= 1) also checkpoints every K steps and at each epoch end into a
+ * temporary folder (deleted afterwards) and prints a {@code CHECKPOINTS} line: how many were written
+ * or skipped, the snapshot copy on the training thread and the background write.
  */
 public final class TrainBenchmark {
   public static void main(String[] args) throws Exception {
@@ -46,14 +52,38 @@ public final class TrainBenchmark {
       TrainingData test = TrainingData.of(splits.test(), m);
       long t2 = System.nanoTime();
       long cpu0 = java.lang.management.ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime();
-      TrainingLoop.Result r = new TrainingLoop(ModelDefinitions.get(algorithm), hp, cfg, 0, 1, GradientSync.NONE)
-          .listener(new TrainingLoop.Listener() {
+      long every = Long.parseLong(hp.getOrDefault("checkpoint_every", "0"));
+      java.nio.file.Path ckDir = every > 0 ? java.nio.file.Files.createTempDirectory("kiln-bench-ck-") : null;
+      CheckpointWriter writer = every > 0 ? new CheckpointWriter(ArtifactStore.forRoot(ckDir.toUri()),
+          ckDir.resolve("checkpoints").toUri(), 3, new CheckpointWriter.Listener() {
             @Override
-            public void onLog(String message) {
-              System.out.println(message);
+            public void onLog(String level, String message) {
+              if (!"INFO".equals(level)) System.out.println(level + " " + message);
             }
-          })
-          .train(train);
+          }) : null;
+      TrainingLoop.Result r;
+      try {
+        r = new TrainingLoop(ModelDefinitions.get(algorithm), hp, cfg, 0, 1, GradientSync.NONE)
+            .listener(new TrainingLoop.Listener() {
+              @Override
+              public void onLog(String message) {
+                System.out.println(message);
+              }
+            })
+            .checkpoints(writer, every)
+            .train(train);
+      } finally {
+        if (writer != null) {
+          writer.close();
+          CheckpointWriter.Stats st = writer.stats();
+          System.out.printf(Locale.ROOT, "CHECKPOINTS every=%d written=%d skipped=%d failed=%d snapshot_ms_mean=%.3f "
+              + "snapshot_ms_max=%.3f write_ms_mean=%.1f%n", every, st.written(), st.skipped(), st.failed(),
+              st.meanSnapshotMs(), st.maxSnapshotMs(), st.meanWriteMs());
+          try (var files = java.nio.file.Files.walk(ckDir)) {
+            files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+          }
+        }
+      }
       try (Model model = r.model()) {
         long t3 = System.nanoTime();
         long cpu1 = java.lang.management.ManagementFactory.getThreadMXBean().getCurrentThreadCpuTime();

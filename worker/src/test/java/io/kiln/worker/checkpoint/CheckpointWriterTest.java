@@ -101,7 +101,11 @@ class CheckpointWriterTest {
     Path dir = folder(5);
     assertTrue(Files.exists(dir.resolve("state.bin")) && Files.exists(dir.resolve("checkpoint.json")));
     assertEquals(64, Files.size(dir.resolve("state.bin")));
+    // a checkpoint folder, or its checkpoint.json, given as a path or a URI
+    assertEquals(dir.toUri(), Checkpoints.resolve(dir.toString()));
+    assertEquals(dir.toUri(), Checkpoints.resolve(dir.resolve("checkpoint.json").toUri().toString()));
     Checkpoint c = Checkpoints.load(dir.toUri());
+    assertEquals(dir.toUri(), c.uri());
     assertEquals(at(5), c.position());
     assertEquals(List.of("w", "b", "w", "b"), c.metadata().tensors().stream().map(CheckpointMetadata.TensorInfo::name)
         .toList());
