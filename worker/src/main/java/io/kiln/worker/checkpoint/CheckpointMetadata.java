@@ -76,11 +76,11 @@ public record CheckpointMetadata(String algorithm, Map<String, String> hyperpara
 
   /**
    * A layout for {@code names}/{@code shapes}: each parameter, then each one's momentum buffer,
-   * back to back (offsets in bytes); no position, CRC or timestamps yet.
+   * back to back (offsets in bytes); no position, CRC, timestamp or ids yet (see {@link #taken}).
    */
   public static CheckpointMetadata layout(String algorithm, Map<String, String> hyperparameters, String optimizer,
       float learningRate, float momentum, int epochs, int worldSize, int batchSize, long seed, int trainSamples,
-      List<String> names, List<long[]> shapes, String jobId, String taskId) {
+      List<String> names, List<long[]> shapes) {
     List<TensorInfo> tensors = new ArrayList<>();
     long offset = 0;
     for (String kind : List.of(KIND_PARAMETER, KIND_MOMENTUM)) {
@@ -92,11 +92,11 @@ public record CheckpointMetadata(String algorithm, Map<String, String> hyperpara
       }
     }
     return new CheckpointMetadata(algorithm, hyperparameters, optimizer, learningRate, momentum, null, epochs,
-        worldSize, batchSize, seed, trainSamples, tensors, offset, 0, jobId, taskId, null);
+        worldSize, batchSize, seed, trainSamples, tensors, offset, 0, "", "", "");
   }
 
-  /** This layout, taken at {@code p}, with the data's CRC32 and a timestamp. */
-  public CheckpointMetadata taken(Position p, long crc, String createdAtIso) {
+  /** This layout, taken at {@code p}, with the data's CRC32, a timestamp and who took it. */
+  public CheckpointMetadata taken(Position p, long crc, String createdAtIso, String jobId, String taskId) {
     return new CheckpointMetadata(algorithm, hyperparameters, optimizer, learningRate, momentum, p, epochs,
         worldSize, batchSize, seed, trainSamples, tensors, dataBytes, crc, jobId, taskId, createdAtIso);
   }

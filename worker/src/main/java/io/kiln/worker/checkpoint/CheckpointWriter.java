@@ -69,6 +69,8 @@ public final class CheckpointWriter implements AutoCloseable {
   private final URI folder;
   private final int keep;
   private final Listener listener;
+  private final String jobId;
+  private final String taskId;
   private final ExecutorService executor;
   private CheckpointMetadata layout;
   private ByteBuffer host;
@@ -91,11 +93,19 @@ public final class CheckpointWriter implements AutoCloseable {
    * @param keep how many complete checkpoints to keep (at least 1)
    */
   public CheckpointWriter(ArtifactStore store, URI checkpointsFolder, int keep, Listener listener) {
+    this(store, checkpointsFolder, keep, listener, "", "");
+  }
+
+  /** As above; {@code jobId} and {@code taskId} are recorded in each checkpoint.json. */
+  public CheckpointWriter(ArtifactStore store, URI checkpointsFolder, int keep, Listener listener, String jobId,
+      String taskId) {
     if (keep < 1) throw new IllegalArgumentException("keep must be >= 1, got " + keep);
     this.store = store;
     this.folder = Checkpoints.folder(checkpointsFolder);
     this.keep = keep;
     this.listener = listener == null ? new Listener() {} : listener;
+    this.jobId = jobId == null ? "" : jobId;
+    this.taskId = taskId == null ? "" : taskId;
     this.executor = Executors.newSingleThreadExecutor(r -> {
       Thread t = new Thread(r, "kiln-checkpoint-writer-" + THREADS.incrementAndGet());
       t.setDaemon(true);
@@ -225,7 +235,7 @@ public final class CheckpointWriter implements AutoCloseable {
           out.write(ioChunk, 0, n);
         }
       }
-      CheckpointMetadata meta = layout.taken(position, crc.getValue(), Instant.now().toString());
+      CheckpointMetadata meta = layout.taken(position, crc.getValue(), Instant.now().toString(), jobId, taskId);
       store.put(Checkpoints.child(dir, CheckpointMetadata.JSON_FILE), meta.toJson().getBytes(StandardCharsets.UTF_8));
       long took = System.nanoTime() - t0;
       writeNanos += took;

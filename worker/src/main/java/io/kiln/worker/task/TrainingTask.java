@@ -117,7 +117,8 @@ public final class TrainingTask implements Runnable {
         stage = "training failed";
         // Only rank 0 checkpoints: every rank holds the same parameters and momentum.
         CheckpointWriter writer = rank == 0 ? new CheckpointWriter(ArtifactStore.forRoot(jobUri),
-            jobUri.resolve(Checkpoints.FOLDER), checkpointing.keep(), new CheckpointListener()) : null;
+            jobUri.resolve(Checkpoints.FOLDER), checkpointing.keep(), new CheckpointListener(), assignment.getJobId(),
+            assignment.getTaskId()) : null;
         try {
           TrainingLoop.Result result = new TrainingLoop(definition, hp, config, rank, world, sync)
               .listener(new Listener())

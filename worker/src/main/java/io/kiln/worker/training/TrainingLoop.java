@@ -227,7 +227,7 @@ public final class TrainingLoop {
         recorded.putAll(config.asHyperparameters());
         checkpointWriter.begin(CheckpointMetadata.layout(definition.name(), recorded, MomentumSgd.NAME,
             config.learningRate(), config.momentum(), config.epochs(), worldSize, batch, config.seed(), n, names,
-            shapes, null, null));
+            shapes));
       }
       sync.start(parameterArrays);
       ParameterStore parameterStore = new ParameterStore(model.getNDManager(), false);

@@ -51,7 +51,7 @@ class CheckpointWriterTest {
 
   static CheckpointMetadata layout() {
     return CheckpointMetadata.layout("mlp", Map.of("hidden", "2"), "momentum_sgd", 0.05f, 0.9f, 2, 1, 64, 0, 3000,
-        List.of("w", "b"), List.of(new long[] {2, 3}, new long[] {2}), "job-1", "job-1-r0");
+        List.of("w", "b"), List.of(new long[] {2, 3}, new long[] {2}));
   }
 
   /** Parameters w (2x3), b (2), then their momentum buffers: values base, base+1, ... */
@@ -80,7 +80,7 @@ class CheckpointWriterTest {
           public void onWritten(CheckpointWriter.Written w) {
             written.add(w);
           }
-        });
+        }, "job-1", "job-1-r0");
     w.begin(layout());
     return w;
   }
@@ -118,6 +118,8 @@ class CheckpointWriterTest {
     assertEquals(5, json.getAsJsonObject("position").get("global_step").getAsLong());
     assertEquals("momentum", json.getAsJsonArray("tensors").get(2).getAsJsonObject().get("kind").getAsString());
     assertTrue(json.getAsJsonObject("state").get("crc32").getAsLong() > 0);
+    assertEquals("job-1", json.get("job_id").getAsString());
+    assertEquals("job-1-r0", c.metadata().taskId());
     assertEquals(1, written.size());
     assertEquals(dir.toUri(), written.get(0).uri());
     // the host buffer is a copy: changing the arrays afterwards does not change what was written

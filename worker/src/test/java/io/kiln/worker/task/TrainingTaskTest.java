@@ -168,7 +168,10 @@ class TrainingTaskTest {
     assertTrue(end.getEpochEnd());
     assertEquals(jobDir.resolve("checkpoints/step-00000046").toUri().toString(), end.getUri());
     assertEquals(20, checkpoints.get(0).getStep());
-    assertTrue(Files.exists(Path.of(URI.create(end.getUri())).resolve("checkpoint.json")));
+    JsonObject ck = JsonParser.parseString(Files.readString(Path.of(URI.create(end.getUri())).resolve(
+        "checkpoint.json"))).getAsJsonObject();
+    assertEquals("job-c1", ck.get("job_id").getAsString());
+    assertEquals(46, ck.getAsJsonObject("position").get("global_step").getAsLong());
     for (TaskReport r : reports) assertEquals("job-c1", r.getJobId());
     // keep = 2
     assertEquals(2, Checkpoints.list(io.kiln.artifacts.ArtifactStore.forRoot(jobDir.toUri()),

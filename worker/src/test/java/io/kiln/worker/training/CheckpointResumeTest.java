@@ -153,7 +153,7 @@ class CheckpointResumeTest {
       }
       float[][] r0 = ranks.get(0).get();
       assertParametersEqual(r0, ranks.get(1).get(), 0f);
-      assertParametersEqual(straight, r0, 2e-5f);
+      assertParametersEqual(straight, r0, 1e-6f); // measured: 9e-8 (the all-reduce sums in another order)
     } finally {
       pool.shutdownNow();
     }
