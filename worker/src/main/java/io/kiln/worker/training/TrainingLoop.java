@@ -408,8 +408,12 @@ public final class TrainingLoop {
       double loss, long started, long now, double computeNanos, double commNanos) {
     double seconds = (now - started) / 1e9;
     double sps = seconds > 0 ? stepsRun * (double) config.batchSize() * worldSize / seconds : 0;
-    listener.onLog(String.format(Locale.ROOT, "epoch %d/%d step %d/%d loss %.4f %.0f samples/s", epoch,
-        config.epochs(), stepInEpoch, stepsPerEpoch, loss, sps));
+    String split = worldSize > 1 && step > 0
+        ? String.format(Locale.ROOT, " (step %.2f ms: compute %.2f, communication %.2f)",
+            (computeNanos + commNanos) / step / 1e6, computeNanos / step / 1e6, commNanos / step / 1e6)
+        : "";
+    listener.onLog(String.format(Locale.ROOT, "epoch %d/%d step %d/%d loss %.4f %.0f samples/s%s", epoch,
+        config.epochs(), stepInEpoch, stepsPerEpoch, loss, sps, split));
     listener.onProgress(new Progress(step, totalSteps, epoch, config.epochs(), loss, sps,
         stepsRun > 0 ? computeNanos / stepsRun / 1e6 : 0, stepsRun > 0 ? commNanos / stepsRun / 1e6 : 0,
         System.currentTimeMillis()));
