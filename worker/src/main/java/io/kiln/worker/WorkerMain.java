@@ -51,6 +51,7 @@ public final class WorkerMain {
 
   public static void main(String[] args) {
     Config config = loadConfig(ConfigFactory.load());
+    CpuAffinity.pinProcess(config.getString("kiln.worker.cpu-set"));
     WorkerSettings s = WorkerSettings.fromConfig(config);
     GradientSyncFactory collectives = new io.kiln.worker.task.CollectiveGradientSyncFactory(
         config.getString("kiln.cluster.host"), s.gpus(), io.kiln.collective.CollectiveOptions.defaults(),

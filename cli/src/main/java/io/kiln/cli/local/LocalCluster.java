@@ -623,6 +623,10 @@ public final class LocalCluster implements AutoCloseable {
         cmd.add("-Dkiln.data-dir=" + o.dataDir());
         cmd.add("-DDJL_CACHE_DIR=" + djlCacheDir(o));
         cmd.add("-Dai.djl.offline=true");
+        if (!o.workerProperties().containsKey("kiln.worker.cpu-set")) {
+            String cpus = cpuSet(index, o.workerCpus(), Runtime.getRuntime().availableProcessors());
+            if (!cpus.isEmpty()) cmd.add("-Dkiln.worker.cpu-set=" + cpus);
+        }
         o.workerProperties().forEach((k, v) -> cmd.add("-D" + k + "=" + v));
         cmd.add(o.workerMainClass());
         return cmd;
@@ -634,6 +638,25 @@ public final class LocalCluster implements AutoCloseable {
      *
      * @throws LocalClusterException when the module is not built
      */
+    /**
+     * The CPUs worker {@code index} (from 1) is pinned to: its own {@code cpusPerWorker} cores, round
+     * robin over the machine's, so that local workers do not steal each other's cores (as a
+     * Kubernetes static CPU manager would). Empty (no pinning) when a worker wants every core.
+     */
+    public static String cpuSet(int index, int cpusPerWorker, int machineCpus) {
+        if (cpusPerWorker <= 0 || cpusPerWorker >= machineCpus) {
+            return "";
+        }
+        StringBuilder b = new StringBuilder();
+        for (int k = 0; k < cpusPerWorker; k++) {
+            if (k > 0) {
+                b.append(',');
+            }
+            b.append(((index - 1) * cpusPerWorker + k) % machineCpus);
+        }
+        return b.toString();
+    }
+
     public static String classpath(Path repoRoot, String module) {
         Path target = repoRoot.resolve(module).resolve("target");
         Path cpFile = target.resolve("classpath.txt");

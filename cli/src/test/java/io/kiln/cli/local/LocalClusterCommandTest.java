@@ -80,7 +80,9 @@ class LocalClusterCommandTest {
 
     @Test
     void workerCommandLine() {
-        List<String> cmd = LocalCluster.workerCommand(options().clusterPort(25530).workerProperty("x.y", "z").build(), 3);
+        // an explicit (here empty) cpu-set replaces the automatic pinning, which depends on the machine
+        List<String> cmd = LocalCluster.workerCommand(options().clusterPort(25530).workerProperty("kiln.worker.cpu-set", "")
+                .workerProperty("x.y", "z").build(), 3);
         assertEquals(List.of(
                 "/jdk/bin/java",
                 "-Dkiln.local.node=worker-3",
@@ -92,6 +94,7 @@ class LocalClusterCommandTest {
                 "-Dkiln.data-dir=" + data,
                 "-DDJL_CACHE_DIR=" + repo.resolve(".cache/djl"),
                 "-Dai.djl.offline=true",
+                "-Dkiln.worker.cpu-set=",
                 "-Dx.y=z",
                 "io.kiln.worker.WorkerMain"), cmd);
     }
@@ -158,5 +161,15 @@ class LocalClusterCommandTest {
     @Test
     void attachWithoutPidFilesIsEmpty() {
         assertTrue(LocalCluster.attach(data).isEmpty());
+    }
+
+    @Test
+    void workersGetTheirOwnCoresRoundRobinUnlessTheyWantThemAll() {
+        assertEquals("0", LocalCluster.cpuSet(1, 1, 2));
+        assertEquals("1", LocalCluster.cpuSet(2, 1, 2));
+        assertEquals("0", LocalCluster.cpuSet(3, 1, 2));
+        assertEquals("2,3", LocalCluster.cpuSet(2, 2, 8));
+        assertEquals("", LocalCluster.cpuSet(1, 2, 2));
+        assertEquals("", LocalCluster.cpuSet(1, 0, 2));
     }
 }
