@@ -79,6 +79,15 @@ public final class TrainingTask implements Runnable {
       events.info(String.format(Locale.ROOT, "task %s (rank %d of %d) of job %s: algorithm %s, train data %s",
           assignment.getTaskId(), rank, world, assignment.getJobId(), spec.getAlgorithm(),
           spec.getChannelsOrDefault("train", "(none)")));
+      java.util.Optional<TaskRunner> runner = TaskRunners.find(spec.getAlgorithm());
+      if (runner.isPresent()) {
+        stage = spec.getAlgorithm() + " failed";
+        TaskRunner.Outcome out = runner.get().run(new TaskRunner.Context(assignment, events, stop, rendezvous, jobUri(),
+            modelUri()));
+        stop.check();
+        events.completed(out.modelUri(), out.metrics());
+        return;
+      }
       ModelDefinition definition = ModelDefinitions.get(spec.getAlgorithm());
       TrainingConfig config = TrainingConfig.fromSpec(spec);
       CheckpointSettings checkpointing = CheckpointSettings.fromSpec(spec);
