@@ -250,6 +250,26 @@ public class JobSpec {
     @JsonIgnoreProperties(ignoreUnknown = true)
     public static class Checkpoint {
         private Integer everySteps;
+        /** A checkpoint folder, or a job's folder or its checkpoints/ folder (its newest checkpoint). */
+        private String resumeFrom;
+        /** How many checkpoints to keep (default 3). */
+        private Integer keep;
+
+        public String getResumeFrom() {
+            return resumeFrom;
+        }
+
+        public void setResumeFrom(String resumeFrom) {
+            this.resumeFrom = resumeFrom;
+        }
+
+        public Integer getKeep() {
+            return keep;
+        }
+
+        public void setKeep(Integer keep) {
+            this.keep = keep;
+        }
 
         public Integer getEverySteps() {
             return everySteps;
