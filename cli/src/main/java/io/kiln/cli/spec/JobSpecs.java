@@ -60,6 +60,8 @@ public final class JobSpecs {
         BLOCKS.put("stopping", stop);
         Map<String, Kind> ckpt = new LinkedHashMap<>();
         ckpt.put("everySteps", Kind.INT);
+        ckpt.put("resumeFrom", Kind.STRING);
+        ckpt.put("keep", Kind.INT);
         BLOCKS.put("checkpoint", ckpt);
     }
 
