@@ -62,6 +62,18 @@ class ClusterEndToEndTest {
       assertEquals("Completed", api.streamLogs(done.id(), true, l -> lines.add(l.message())));
       assertTrue(lines.stream().anyMatch(l -> l.contains("epoch 3/3")), String.join("\n", lines));
 
+      // Its epoch-end checkpoint is in the journal; a new job resumes from it and trains one more epoch.
+      String checkpoint = api.getJson(KilnClient.jobPath(done.id())).path("checkpointUri").asText();
+      assertTrue(checkpoint.contains("/checkpoints/step-"), "checkpoint of " + done.id() + ": " + checkpoint);
+      Map<String, Object> more = new java.util.HashMap<>(spec("resumed-mlp", SMALL_DATA, 4));
+      more.put("checkpoint", Map.of("resumeFrom", checkpoint));
+      JobView resumed = api.awaitFinal(api.createJob(more).id(), JOB_TIMEOUT, Duration.ofMillis(500));
+      assertEquals("Completed", resumed.status(), resumed.failureReason());
+      List<String> resumedLog = new ArrayList<>();
+      api.streamLogs(resumed.id(), false, l -> resumedLog.add(l.message()));
+      assertTrue(resumedLog.stream().anyMatch(l -> l.startsWith("resumed from") && l.contains("epoch 4")),
+          String.join("\n", resumedLog));
+
       // An unreadable dataset fails the job with the reason.
       JobView bad = api.awaitFinal(api.createJob(spec("bad-data", "/nonexistent/fashion", 1)).id(), JOB_TIMEOUT, Duration.ofMillis(300));
       assertEquals("Failed", bad.status());
