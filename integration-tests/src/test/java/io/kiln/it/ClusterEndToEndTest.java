@@ -74,6 +74,24 @@ class ClusterEndToEndTest {
       assertTrue(resumedLog.stream().anyMatch(l -> l.startsWith("resumed from") && l.contains("epoch 4")),
           String.join("\n", resumedLog));
 
+      // Data-parallel on both workers: the coordinator forms the group, gradients go worker to worker.
+      Map<String, Object> twoRanks = new java.util.HashMap<>(spec("dp-mlp", SMALL_DATA, 2));
+      twoRanks.put("resources", Map.of("workers", 2));
+      JobView dp = api.awaitFinal(api.createJob(twoRanks).id(), JOB_TIMEOUT, Duration.ofMillis(500));
+      assertEquals("Completed", dp.status(), dp.failureReason());
+      assertEquals(2, dp.workers().size());
+      assertTrue(dp.history().stream().anyMatch(h -> h.event().equals("GroupFormed") && h.detail().contains("2 ranks")),
+          String.valueOf(dp.history()));
+      assertTrue(dp.testAccuracy() > 0.6, "data-parallel test accuracy " + dp.testAccuracy());
+      assertTrue(dp.metric("comm_ms_per_step") > 0, "communication time is reported");
+
+      // NCCL forced on CPU-only workers: a clear failure, not a hang.
+      Map<String, Object> nccl = new java.util.HashMap<>(spec("nccl-on-cpu", SMALL_DATA, 1));
+      nccl.put("resources", Map.of("workers", 2, "collective", "nccl"));
+      JobView noNccl = api.awaitFinal(api.createJob(nccl).id(), JOB_TIMEOUT, Duration.ofMillis(300));
+      assertEquals("Failed", noNccl.status());
+      assertTrue(noNccl.failureReason().contains("nccl"), noNccl.failureReason());
+
       // An unreadable dataset fails the job with the reason.
       JobView bad = api.awaitFinal(api.createJob(spec("bad-data", "/nonexistent/fashion", 1)).id(), JOB_TIMEOUT, Duration.ofMillis(300));
       assertEquals("Failed", bad.status());
