@@ -96,6 +96,7 @@ public final class JobTelemetry {
         c.publish(Stream.LOGS, end);
         c.publish(Stream.METRICS, end);
         c.subscribers.clear();
+        c.closeWriter(); // a finished job writes no more: don't hold a file handle per job forever
       }
     }
   }
@@ -173,6 +174,16 @@ public final class JobTelemetry {
       } catch (IOException e) {
         log.warn("cannot append to job log {}: {}", file, e.getMessage());
       }
+    }
+
+    void closeWriter() {
+      if (writer == null) return;
+      try {
+        writer.close();
+      } catch (IOException e) {
+        log.warn("cannot close job log {}: {}", file, e.getMessage());
+      }
+      writer = null;
     }
 
     List<String> readAll() {

@@ -123,9 +123,4 @@ public final class KilnSerializer extends SerializerWithStringManifest {
     }
     return r;
   }
-
-  /** Helper for code that keeps references as strings (e.g. in a journal). */
-  public static <T> String refToString(org.apache.pekko.actor.typed.ActorSystem<?> system, ActorRef<T> ref) {
-    return ActorRefResolver.get(system).toSerializationFormat(ref);
-  }
 }
