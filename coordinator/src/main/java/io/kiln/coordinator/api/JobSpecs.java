@@ -23,7 +23,7 @@ import java.util.regex.Pattern;
  */
 public final class JobSpecs {
   /** Model definitions and algorithms a worker can run; extend as algorithms are added. */
-  public static final Set<String> KNOWN_ALGORITHMS = Set.of("mlp", "cnn");
+  public static final Set<String> KNOWN_ALGORITHMS = Set.of("mlp", "cnn", "xgboost");
   private static final Set<String> COLLECTIVES = Set.of("auto", "ring", "nccl");
   private static final Pattern NAME = Pattern.compile("[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?");
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -63,7 +63,8 @@ public final class JobSpecs {
       String problem = uriProblem(c.getValue());
       if (problem != null) d.add("channels." + c.getKey() + ": " + problem);
     }
-    Map<String, String> hp = spec.getHyperparametersMap();
+    // the DJL models' hyperparameters; the xgboost built-in checks its own on the worker (unknown names, ranges)
+    Map<String, String> hp = spec.getAlgorithm().equals("xgboost") ? Map.of() : spec.getHyperparametersMap();
     intParam(hp, "epochs", 1, 1000, d);
     intParam(hp, "batch_size", 1, 65536, d);
     intParam(hp, "seed", Integer.MIN_VALUE, Integer.MAX_VALUE, d);
