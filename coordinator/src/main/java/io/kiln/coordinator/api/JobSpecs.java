@@ -23,7 +23,9 @@ import java.util.regex.Pattern;
  */
 public final class JobSpecs {
   /** Model definitions and algorithms a worker can run; extend as algorithms are added. */
-  public static final Set<String> KNOWN_ALGORITHMS = Set.of("mlp", "cnn", "xgboost");
+  public static final Set<String> KNOWN_ALGORITHMS = Set.of("mlp", "cnn", "xgboost", "script");
+  /** Script mode (docs/script-mode.md): the user's code, settings in reserved hyperparameters. */
+  static final String SCRIPT = "script";
   private static final Set<String> COLLECTIVES = Set.of("auto", "ring", "nccl");
   private static final Pattern NAME = Pattern.compile("[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?");
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -58,13 +60,15 @@ public final class JobSpecs {
     else if (!NAME.matcher(spec.getName()).matches()) d.add("name: '" + spec.getName() + "' must be 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit");
     if (spec.getAlgorithm().isEmpty()) d.add("algorithm: required (one of " + known() + ")");
     else if (!KNOWN_ALGORITHMS.contains(spec.getAlgorithm())) d.add("algorithm: unknown '" + spec.getAlgorithm() + "' (known: " + known() + ")");
-    if (!spec.getChannelsMap().containsKey("train")) d.add("channels.train: required (a directory path or file: URI)");
+    boolean script = spec.getAlgorithm().equals(SCRIPT);
+    if (!script && !spec.getChannelsMap().containsKey("train")) d.add("channels.train: required (a directory path or file: URI)");
     for (Map.Entry<String, String> c : spec.getChannelsMap().entrySet()) {
       String problem = uriProblem(c.getValue());
       if (problem != null) d.add("channels." + c.getKey() + ": " + problem);
     }
     // the DJL models' hyperparameters; the xgboost built-in checks its own on the worker (unknown names, ranges)
-    Map<String, String> hp = spec.getAlgorithm().equals("xgboost") ? Map.of() : spec.getHyperparametersMap();
+    Map<String, String> hp = spec.getAlgorithm().equals("xgboost") || script ? Map.of() : spec.getHyperparametersMap();
+    if (script) scriptProblems(spec.getHyperparametersMap(), d);
     intParam(hp, "epochs", 1, 1000, d);
     intParam(hp, "batch_size", 1, 65536, d);
     intParam(hp, "seed", Integer.MIN_VALUE, Integer.MAX_VALUE, d);
@@ -102,6 +106,76 @@ public final class JobSpecs {
         .setCpusPerWorker(Math.max(1, r.getCpusPerWorker()));
     if (rb.getCollective().isEmpty()) rb.setCollective("auto");
     return spec.toBuilder().setResources(rb).build();
+  }
+
+  /**
+   * Script mode's reserved hyperparameters (as the SageMaker SDK sends them): {@code sagemaker_program}
+   * (the entry point, required), {@code sagemaker_submit_directory} (the packaged source: absolute path
+   * or file: URI), {@code kiln_metric_definitions} (JSON list of {"Name", "Regex"}). The script's own
+   * hyperparameters are not checked.
+   */
+  private static void scriptProblems(Map<String, String> hp, List<String> d) {
+    String program = unquoteJson(hp.getOrDefault("sagemaker_program", "")).trim();
+    String submit = unquoteJson(hp.getOrDefault("sagemaker_submit_directory", "")).trim();
+    if (program.isEmpty()) {
+      d.add("hyperparameters.sagemaker_program: required for algorithm 'script': the entry point, e.g. train.py "
+          + "(kiln train --entry-point)");
+    } else if (submit.isEmpty() && !program.startsWith("/")) {
+      d.add("hyperparameters.sagemaker_submit_directory: required when the entry point '" + program
+          + "' is relative (kiln train --source-dir)");
+    } else if (!submit.isEmpty() && (program.startsWith("/") || java.util.Arrays.asList(program.split("/")).contains(".."))) {
+      d.add("hyperparameters.sagemaker_program: '" + program + "' must be a relative path inside the source directory");
+    }
+    if (!submit.isEmpty() && uriProblem(submit) != null) {
+      d.add("hyperparameters.sagemaker_submit_directory: " + uriProblem(submit));
+    }
+    String metrics = unquoteJson(hp.getOrDefault("kiln_metric_definitions", "")).trim();
+    if (metrics.isEmpty()) return;
+    String field = "hyperparameters.kiln_metric_definitions: ";
+    JsonNode list;
+    try {
+      list = JSON.readTree(metrics);
+    } catch (JsonProcessingException e) {
+      d.add(field + "not valid JSON (" + e.getOriginalMessage() + ")");
+      return;
+    }
+    if (list == null || !list.isArray()) {
+      d.add(field + "must be a JSON list of {\"Name\": ..., \"Regex\": ...}");
+      return;
+    }
+    java.util.Set<String> names = new java.util.HashSet<>();
+    for (int i = 0; i < list.size(); i++) {
+      JsonNode m = list.get(i);
+      String name = m.path("Name").asText(m.path("name").asText(""));
+      String regex = m.path("Regex").asText(m.path("regex").asText(""));
+      if (!m.isObject() || name.isBlank()) {
+        d.add(field + "definition " + (i + 1) + " needs a Name");
+      } else if (regex.isEmpty()) {
+        d.add(field + "metric '" + name + "' needs a Regex");
+      } else if (!names.add(name)) {
+        d.add(field + "metric '" + name + "' is defined twice");
+      } else {
+        try {
+          Pattern.compile(regex);
+        } catch (java.util.regex.PatternSyntaxException e) {
+          d.add(field + "metric '" + name + "': invalid regular expression '" + regex + "': " + e.getDescription());
+        }
+      }
+    }
+  }
+
+  /** A JSON-encoded string value ({@code "\"train.py\""}, as the SageMaker SDK sends reserved values) decoded. */
+  private static String unquoteJson(String v) {
+    String t = v.trim();
+    if (t.length() >= 2 && t.startsWith("\"") && t.endsWith("\"")) {
+      try {
+        JsonNode n = JSON.readTree(t);
+        if (n != null && n.isTextual()) return n.asText();
+      } catch (JsonProcessingException ignored) {
+        // keep it as it is
+      }
+    }
+    return v;
   }
 
   private static String uriProblem(String value) {
