@@ -3,6 +3,8 @@ package io.kiln.cli;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kiln.cli.spec.JobSpecs;
+import io.kiln.cli.spec.ScriptMode;
+import io.kiln.cli.spec.SourcePackage;
 import io.kiln.sdk.JobView;
 import io.kiln.sdk.KilnClient;
 import java.io.PrintWriter;
@@ -23,7 +25,9 @@ import picocli.CommandLine.Spec;
         footer = {"", "Examples:",
                 "  kiln train -f deploy/local/demo-job.yaml",
                 "  kiln train -f job.yaml --epochs 3 --hp learning_rate=0.1 --workers 2",
-                "  kiln train --name fmnist --algorithm mlp --channel train=/usr/share/datasets/fashion-mnist --detach"})
+                "  kiln train --name fmnist --algorithm mlp --channel train=/usr/share/datasets/fashion-mnist --detach",
+                "  kiln train --name my-script --entry-point train.py --source-dir ./src --channel train=/data/train \\",
+                "             --hp epochs=3 --metric loss='loss: ([0-9.]+)'      (your own script: docs/script-mode.md)"})
 public final class TrainCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -60,6 +64,21 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--output-uri", paramLabel = "URI", description = "Where the model goes (default: the artifact store).")
     String outputUri;
 
+    @Option(names = "--entry-point", paramLabel = "FILE",
+            description = "Run your own script under SageMaker's training contract (algorithm script): .py (python3), "
+                    + ".sh (bash) or an executable, relative to --source-dir (without it: a local file, packaged alone).")
+    String entryPoint;
+
+    @Option(names = "--source-dir", paramLabel = "DIR",
+            description = "Folder with the entry point and its modules: packaged (tar.gz, without .git) into "
+                    + "<data-dir>/artifacts/sources/<sha256>.tar.gz, where the local cluster's workers read it.")
+    Path sourceDir;
+
+    @Option(names = "--metric", paramLabel = "NAME=REGEX",
+            description = "Metric to extract from the script's output (repeatable): the first group of REGEX, "
+                    + "e.g. loss='loss: ([0-9.]+)'.")
+    List<String> metrics;
+
     @Option(names = {"-d", "--detach"}, description = "Print the job id and return without following.")
     boolean detach;
 
@@ -89,9 +108,48 @@ public final class TrainCommand implements Callable<Integer> {
         return new JobFollower(client, out, err, JobFollower.interactive()).follow(job);
     }
 
+    /**
+     * {@code --entry-point}, {@code --source-dir}, {@code --metric}: packages the source into the local
+     * artifact store ({@code <data-dir>/artifacts}, the coordinator's default {@code kiln.artifacts.root};
+     * not written on {@code --dry-run}) and sets algorithm {@code script} with its reserved hyperparameters.
+     */
+    private void applyScript(ObjectNode result, Path cwd) {
+        String metricJson = ScriptMode.metricDefinitions(metrics);
+        if (entryPoint == null && sourceDir == null) {
+            if (metricJson != null) {
+                if (!ScriptMode.ALGORITHM.equals(result.path("algorithm").asText(""))) {
+                    throw new io.kiln.cli.UsageException("--metric is for scripts (--entry-point, or algorithm: script)");
+                }
+                ScriptMode.apply(result, null, null, metricJson);
+            }
+            return;
+        }
+        ScriptMode.Source source = ScriptMode.resolve(entryPoint, sourceDir, cwd);
+        Path artifactRoot = api.settings().dataDir().resolve("artifacts");
+        SourcePackage pkg;
+        try {
+            pkg = SourcePackage.of(source.packageRoot());
+        } catch (java.io.IOException e) {
+            throw new io.kiln.cli.UsageException("cannot package " + source.packageRoot() + ": " + e.getMessage());
+        }
+        try {
+            java.net.URI uri = dryRun ? pkg.uriIn(artifactRoot) : pkg.store(artifactRoot);
+            PrintWriter err = spec.commandLine().getErr();
+            err.println(String.format(java.util.Locale.ROOT, "%s %s (%d files, %.1f kB) as %s", dryRun ? "Would package"
+                    : "Packaged", source.packageRoot(), pkg.files(), pkg.bytes() / 1e3, uri));
+            err.flush();
+            ScriptMode.apply(result, source.program(), uri.toString(), metricJson);
+        } catch (java.io.IOException e) {
+            throw new io.kiln.cli.UsageException("cannot store the source package in " + artifactRoot + ": "
+                    + e.getMessage());
+        } finally {
+            pkg.delete();
+        }
+    }
+
     /** File, then flags, then the required-field check. */
     ObjectNode buildSpec(Path cwd) {
-        if (file == null && name == null && algorithm == null && channels == null) {
+        if (file == null && name == null && algorithm == null && channels == null && entryPoint == null) {
             throw new io.kiln.cli.UsageException("give a job file (-f job.yaml) or at least --name, --algorithm and "
                     + "--channel train=...");
         }
@@ -106,6 +164,7 @@ public final class TrainCommand implements Callable<Integer> {
         o.batchSize = batchSize;
         o.outputUri = outputUri;
         ObjectNode result = JobSpecs.apply(base, o, cwd);
+        applyScript(result, cwd);
         JobSpecs.checkRequired(result);
         return result;
     }

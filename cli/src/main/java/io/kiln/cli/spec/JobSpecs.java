@@ -166,8 +166,13 @@ public final class JobSpecs {
         if (spec.path("algorithm").asText("").isBlank()) {
             missing.add("algorithm (use --algorithm, e.g. mlp or cnn, or 'algorithm:' in the job file)");
         }
-        if (spec.path("channels").path("train").asText("").isBlank()) {
+        boolean script = ScriptMode.ALGORITHM.equals(spec.path("algorithm").asText(""));
+        if (!script && spec.path("channels").path("train").asText("").isBlank()) {
             missing.add("channels.train (use --channel train=/path/to/data or 'channels: {train: ...}')");
+        }
+        if (script && spec.path("hyperparameters").path(ScriptMode.PROGRAM).asText("").isBlank()) {
+            missing.add("the script's entry point (use --entry-point train.py --source-dir DIR, or 'hyperparameters: "
+                    + "{sagemaker_program: ..., sagemaker_submit_directory: ...}')");
         }
         if (!missing.isEmpty()) {
             throw new JobSpecException("the job spec is incomplete; missing:\n  " + String.join("\n  ", missing));

@@ -55,7 +55,9 @@ final class SourceArchive {
       char type = (char) header[156];
       long size = octal(header, 124, 12);
       String name = cString(header, 0, 100);
-      String prefix = "ustar".equals(cString(header, 257, 5)) ? cString(header, 345, 155) : "";
+      // POSIX ustar ("ustar\0" "00") has a name prefix; GNU's "ustar  \0" uses those bytes for other fields
+      boolean posix = "ustar".equals(cString(header, 257, 6)) && header[262] == 0;
+      String prefix = posix ? cString(header, 345, 155) : "";
       if (!prefix.isEmpty()) name = prefix + "/" + name;
       if (longName != null) name = longName;
       if (paxPath != null) name = paxPath;
