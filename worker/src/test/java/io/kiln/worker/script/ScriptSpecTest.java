@@ -106,6 +106,26 @@ class ScriptSpecTest {
   }
 
   @Test
+  void readsArchivesMadeByPythonsTarfileAsTheSageMakerSdkDoes() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/python3")));
+    Path src = tmp.resolve("src");
+    String deep = "p".repeat(80) + "/" + "q".repeat(120); // a component over 100 bytes: a pax path header
+    Files.createDirectories(src.resolve(deep));
+    Files.writeString(src.resolve(deep + "/m.py"), "M = 1\n");
+    Files.writeString(src.resolve("train.py"), "print(1)\n");
+    Path tgz = tmp.resolve("sourcedir.tar.gz");
+    Process p = new ProcessBuilder("/usr/bin/python3", "-c", "import sys, tarfile\n"
+        + "with tarfile.open(sys.argv[1], 'w:gz') as t:\n"
+        + "    t.add(sys.argv[2], arcname='.')\n", tgz.toString(), src.toString()).inheritIO().start();
+    assertEquals(0, p.waitFor());
+    Path dest = tmp.resolve("code");
+    SourceArchive.Result r = SourceArchive.extract(tgz, dest);
+    assertEquals(2, r.files());
+    assertEquals("M = 1\n", Files.readString(dest.resolve(deep + "/m.py")));
+    assertEquals("print(1)\n", Files.readString(dest.resolve("train.py")));
+  }
+
+  @Test
   void refusesEntriesOutsideTheCodeDirectory() throws Exception {
     for (String bad : List.of("../evil.py", "a/../../evil.py", "/etc/evil")) {
       ByteArrayOutputStream tar = new ByteArrayOutputStream();
