@@ -283,7 +283,7 @@ public final class XGBoostRunner implements TaskRunner {
         booster = XGBoost.train(dtrain, p.xgboostParams(), 0, watches, null, null);
         for (String m : p.evalMetrics()) booster.setParam("eval_metric", m);
       } catch (XGBoostError e) {
-        throw new IllegalArgumentException("XGBoost rejected the parameters: " + xgboostMessage(e), e);
+        throw new IllegalArgumentException("XGBoost rejected the parameters: " + xgboostMessage(e));
       }
       boolean ok = false;
       try {
@@ -313,14 +313,14 @@ public final class XGBoostRunner implements TaskRunner {
           try {
             booster.update(dtrain, round);
           } catch (XGBoostError e) {
-            if (round == 0) throw new IllegalArgumentException("XGBoost rejected the job: " + xgboostMessage(e), e);
-            throw new IllegalStateException("XGBoost failed in round " + (round + 1) + ": " + xgboostMessage(e), e);
+            if (round == 0) throw new IllegalArgumentException("XGBoost rejected the job: " + xgboostMessage(e));
+            throw new IllegalStateException("XGBoost failed in round " + (round + 1) + ": " + xgboostMessage(e));
           }
           String ev;
           try {
             ev = booster.evalSet(evalMats, evalNames, round);
           } catch (XGBoostError e) {
-            throw new IllegalArgumentException("XGBoost cannot evaluate: " + xgboostMessage(e), e);
+            throw new IllegalArgumentException("XGBoost cannot evaluate: " + xgboostMessage(e));
           }
           last = parseEval(ev);
           done = round + 1;
@@ -497,7 +497,11 @@ public final class XGBoostRunner implements TaskRunner {
         || name.startsWith("accuracy");
   }
 
-  /** The first line of an XGBoost error (its stack trace dropped), without the "[hh:mm:ss] file:line: " prefix. */
+  /**
+   * The first line of an XGBoost error (its native stack trace dropped), without the
+   * "[hh:mm:ss] file:line: " prefix. Exceptions built from it carry no cause: the task's failure
+   * reason is the innermost cause's message, which would bring the stack trace back.
+   */
   static String xgboostMessage(Throwable e) {
     String m = e.getMessage() == null ? e.toString() : e.getMessage();
     String first = m.split("\n", 2)[0].trim();

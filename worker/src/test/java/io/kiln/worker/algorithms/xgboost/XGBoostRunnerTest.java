@@ -271,6 +271,10 @@ class XGBoostRunnerTest {
         1)));
     assertEquals("xgboost failed: num_class is required for objective multi:softmax (labels are 0 .. num_class-1)",
         reason);
+
+    // what only XGBoost itself knows: its first line, without the stack trace
+    reason = failedReason(run(assignment(spec(Map.of("train", f.toString()), "eval_metric", "bogus"), tmp, 0, 1)));
+    assertEquals("xgboost failed: XGBoost rejected the job: Unknown metric function bogus", reason);
   }
 
   @Test
