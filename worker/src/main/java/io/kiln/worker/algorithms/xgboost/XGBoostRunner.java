@@ -106,8 +106,8 @@ public final class XGBoostRunner implements TaskRunner {
     Table train = data.train();
     if (world > 1) {
       train = train.shard(rank, world);
-      events.info(String.format(Locale.ROOT, "rank %d of %d: %d training rows (every %d-th row from row %d)", rank,
-          world, train.rows(), world, rank));
+      events.info(String.format(Locale.ROOT, "rank %d of %d: %d of the %d training rows (rows i with i %% %d == %d)",
+          rank, world, train.rows(), data.train().rows(), world, rank));
       if (train.rows() == 0) {
         throw new DataException("rank " + rank + " of " + world + " has no training rows (" + data.train().rows()
             + " rows for " + world + " ranks)");
@@ -131,7 +131,11 @@ public final class XGBoostRunner implements TaskRunner {
       }
       Result r = train(params, train, data.validation(), a, events, stop, group);
       try {
-        Map<String, Double> metrics = r.metrics();
+        Map<String, Double> metrics = new LinkedHashMap<>(r.metrics());
+        if (world > 1) {
+          metrics.put("rank_train_rows", metrics.get("train_rows"));
+          metrics.put("train_rows", (double) data.train().rows());
+        }
         // ---- output
         if (rank == 0) {
           stop.check();

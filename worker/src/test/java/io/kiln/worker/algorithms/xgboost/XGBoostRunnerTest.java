@@ -345,8 +345,9 @@ class XGBoostRunnerTest {
     for (Thread t : threads) t.join(60_000);
     Map<String, Double> rank0 = completed(reports.get(0));
     Map<String, Double> rank1 = completed(reports.get(1));
-    assertEquals(1000.0, rank0.get("train_rows"));
-    assertEquals(1000.0, rank1.get("train_rows"));
+    assertEquals(2000.0, rank0.get("train_rows"));
+    assertEquals(1000.0, rank0.get("rank_train_rows"));
+    assertEquals(1000.0, rank1.get("rank_train_rows"));
     // metrics are all-reduced: both ranks see the same numbers
     assertEquals(rank0.get("validation_error"), rank1.get("validation_error"), 1e-9);
     assertEquals(rank0.get("train_accuracy"), rank1.get("train_accuracy"), 1e-9);
