@@ -190,9 +190,20 @@ final class JobFollower {
 
     private int summary(String id, JobView fin, String endStatus) {
         String st = fin != null ? fin.status() : (endStatus == null || endStatus.isBlank() ? status : endStatus);
-        Double acc = fin != null ? fin.testAccuracy() : null;
-        if (acc == null && finalStatus != null) {
-            acc = finalStatus.metric("test_accuracy");
+        // The headline metric: DJL models report test accuracy; built-ins (xgboost) validation metrics.
+        String label = "test accuracy";
+        Double acc = null;
+        for (String[] m : new String[][] {{"test_accuracy", "test accuracy"}, {"validation_accuracy", "val accuracy"},
+                {"validation_rmse", "val rmse"}}) {
+            Double v = fin != null ? fin.metric(m[0]) : null;
+            if (v == null && finalStatus != null) {
+                v = finalStatus.metric(m[0]);
+            }
+            if (v != null) {
+                label = m[1];
+                acc = v;
+                break;
+            }
         }
         String model = fin != null ? fin.modelUri() : null;
         if ((model == null || model.isBlank()) && finalStatus != null) {
@@ -204,7 +215,7 @@ final class JobFollower {
         }
         out.println();
         out.println("Job " + id + " " + Fmt.dash(st));
-        out.println("  test accuracy  " + Fmt.number(acc, 4));
+        out.println("  " + String.format("%-13s", label) + "  " + Fmt.number(acc, 4));
         out.println("  model          " + Fmt.dash(model));
         String took = fin == null ? null : Fmt.duration(fin.startedAt(), fin.endedAt());
         if (took != null) {
