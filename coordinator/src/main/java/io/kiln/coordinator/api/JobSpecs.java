@@ -23,7 +23,9 @@ import java.util.regex.Pattern;
  */
 public final class JobSpecs {
   /** Model definitions and algorithms a worker can run; extend as algorithms are added. */
-  public static final Set<String> KNOWN_ALGORITHMS = Set.of("mlp", "cnn", "xgboost", "script");
+  public static final Set<String> KNOWN_ALGORITHMS = Set.of("mlp", "cnn", "xgboost", "knn", "script");
+  /** Built-in algorithms whose hyperparameters the worker checks (the coordinator passes them through). */
+  static final Set<String> WORKER_CHECKED = Set.of("xgboost", "knn");
   /** Script mode (docs/script-mode.md): the user's code, settings in reserved hyperparameters. */
   static final String SCRIPT = "script";
   private static final Set<String> COLLECTIVES = Set.of("auto", "ring", "nccl");
@@ -66,8 +68,8 @@ public final class JobSpecs {
       String problem = uriProblem(c.getValue());
       if (problem != null) d.add("channels." + c.getKey() + ": " + problem);
     }
-    // the DJL models' hyperparameters; the xgboost built-in checks its own on the worker (unknown names, ranges)
-    Map<String, String> hp = spec.getAlgorithm().equals("xgboost") || script ? Map.of() : spec.getHyperparametersMap();
+    // the DJL models' hyperparameters; the built-ins (xgboost, knn, ...) check their own on the worker (unknown names, ranges)
+    Map<String, String> hp = WORKER_CHECKED.contains(spec.getAlgorithm()) || script ? Map.of() : spec.getHyperparametersMap();
     if (script) scriptProblems(spec.getHyperparametersMap(), d);
     intParam(hp, "epochs", 1, 1000, d);
     intParam(hp, "batch_size", 1, 65536, d);
