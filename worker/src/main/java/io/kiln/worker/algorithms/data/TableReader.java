@@ -117,6 +117,35 @@ public final class TableReader {
   }
 
   /** Whether an IDX folder has the t10k-* (test) files. */
+  /** The training images of an IDX channel and its validation set, with the folder they came from. */
+  public record IdxChannels(Path trainDir, Table train, Table validation) {}
+
+  /**
+   * Reads IDX training data from the {@code train} channel and the validation set: the
+   * {@code validation} channel when given (its t10k files if it has them), else the train folder's
+   * t10k files, else none.
+   */
+  public static IdxChannels readIdxChannels(String trainUri, String validationUri, int maxRows,
+      io.kiln.worker.training.StopSignal stop) throws DataException {
+    Path dir = idxFolder("train", trainUri);
+    if (dir == null) dir = io.kiln.worker.data.DataLocations.directory("train", trainUri);
+    Table train = readIdx(dir, false, maxRows);
+    stop.check();
+    Table validation = null;
+    if (!validationUri.isBlank()) {
+      Path vdir = idxFolder("validation", validationUri);
+      if (vdir == null) vdir = io.kiln.worker.data.DataLocations.directory("validation", validationUri);
+      validation = readIdx(vdir, hasIdxTest(vdir), 0);
+    } else if (hasIdxTest(dir)) {
+      validation = readIdx(dir, true, 0);
+    }
+    if (validation != null && validation.cols() != train.cols()) {
+      throw new DataException(validation.source() + ": images have " + validation.cols() + " pixels, the training "
+          + "images " + train.cols());
+    }
+    return new IdxChannels(dir, train, validation);
+  }
+
   public static boolean hasIdxTest(Path dir) {
     return (Files.exists(dir.resolve(MnistDataset.TEST_IMAGES)) || Files.exists(dir.resolve(MnistDataset.TEST_IMAGES
         + ".gz"))) && (Files.exists(dir.resolve(MnistDataset.TEST_LABELS))

@@ -8,7 +8,6 @@ import io.kiln.worker.algorithms.data.Table;
 import io.kiln.worker.algorithms.data.TableFormat;
 import io.kiln.worker.algorithms.data.TableReader;
 import io.kiln.worker.data.DataException;
-import io.kiln.worker.data.DataLocations;
 import io.kiln.worker.task.TaskEvents;
 import io.kiln.worker.training.StopSignal;
 import java.io.IOException;
@@ -168,22 +167,10 @@ public final class BuiltinSupport {
     TableFormat format = contentType != null ? TableFormat.fromContentType(contentType)
         : TableReader.detect("train", trainUri);
     if (format == TableFormat.IDX) {
-      Path dir = TableReader.idxFolder("train", trainUri);
-      if (dir == null) dir = DataLocations.directory("train", trainUri);
-      Table train = TableReader.readIdx(dir, false, maxRows);
-      stop.check();
-      Table validation = null;
-      if (!validationUri.isBlank()) {
-        Path vdir = TableReader.idxFolder("validation", validationUri);
-        if (vdir == null) vdir = DataLocations.directory("validation", validationUri);
-        validation = TableReader.readIdx(vdir, TableReader.hasIdxTest(vdir), 0);
-      } else if (TableReader.hasIdxTest(dir)) {
-        validation = TableReader.readIdx(dir, true, 0);
-      }
-      if (validation != null && validation.cols() != train.cols()) {
-        throw new DataException(validation.source() + ": images have " + validation.cols() + " pixels, the training "
-            + "images " + train.cols());
-      }
+      TableReader.IdxChannels idx = TableReader.readIdxChannels(trainUri, validationUri, maxRows, stop);
+      Path dir = idx.trainDir();
+      Table train = idx.train();
+      Table validation = idx.validation();
       return new Data(rows(train, train.cols(), true), validation == null ? null
           : rows(validation, train.cols(), true), format);
     }

@@ -12,7 +12,6 @@ import io.kiln.worker.algorithms.data.Table;
 import io.kiln.worker.algorithms.data.TableFormat;
 import io.kiln.worker.algorithms.data.TableReader;
 import io.kiln.worker.data.DataException;
-import io.kiln.worker.data.DataLocations;
 import io.kiln.worker.data.MnistDataset;
 import io.kiln.worker.task.TaskEvents;
 import io.kiln.worker.task.TaskRunner;
@@ -165,22 +164,10 @@ public final class XGBoostRunner implements TaskRunner {
     TableReader.Options opts = new TableReader.Options(params.maxRows(), params.csvWeights(), stop);
     TableReader.Options all = new TableReader.Options(0, params.csvWeights(), stop);
     if (format == TableFormat.IDX) {
-      Path dir = TableReader.idxFolder("train", trainUri);
-      if (dir == null) dir = DataLocations.directory("train", trainUri);
-      Table train = TableReader.readIdx(dir, false, params.maxRows());
-      stop.check();
-      Table validation = null;
-      if (!validationUri.isBlank()) {
-        Path vdir = TableReader.idxFolder("validation", validationUri);
-        if (vdir == null) vdir = DataLocations.directory("validation", validationUri);
-        validation = TableReader.readIdx(vdir, TableReader.hasIdxTest(vdir), 0);
-      } else if (TableReader.hasIdxTest(dir)) {
-        validation = TableReader.readIdx(dir, true, 0);
-      }
-      if (validation != null && validation.cols() != train.cols()) {
-        throw new DataException(validation.source() + ": images have " + validation.cols() + " pixels, the training "
-            + "images " + train.cols());
-      }
+      TableReader.IdxChannels idx = TableReader.readIdxChannels(trainUri, validationUri, params.maxRows(), stop);
+      Path dir = idx.trainDir();
+      Table train = idx.train();
+      Table validation = idx.validation();
       return new Data(train, validation, format, 10, MnistDataset.defaultClassNames(dir));
     }
     Table train = TableReader.read("train", trainUri, format, opts);
