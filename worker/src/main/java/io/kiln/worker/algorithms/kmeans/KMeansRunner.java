@@ -80,17 +80,9 @@ public final class KMeansRunner implements TaskRunner {
     TaskEvents events = ctx.events();
     StopSignal stop = ctx.stop();
     Params p = Params.parse(spec.getHyperparametersMap());
-    BuiltinSupport.warnChannels(spec, events, NAME);
-    if (Math.max(1, a.getWorldSize()) > 1) {
-      events.warn("kmeans runs on one worker: rank " + a.getRank() + " computes the same model as the others");
-    }
     long t0 = System.nanoTime();
-    BuiltinSupport.Data data = BuiltinSupport.load(spec, p.contentType(), p.maxRows(), false, stop);
+    BuiltinSupport.Data data = BuiltinSupport.loadForSingleWorker(ctx, NAME, p.contentType(), p.maxRows(), false);
     Rows train = data.train();
-    if (train.rows() == 0) throw new DataException("channel 'train': no data rows in " + train.source());
-    events.info(String.format(Locale.ROOT, "loaded %s: %d training rows x %d features%s in %.1f s (%s)",
-        data.format().contentType(), train.rows(), train.cols(), data.validation() == null ? ", no validation set"
-            : ", " + data.validation().rows() + " validation rows", (System.nanoTime() - t0) / 1e9, train.source()));
     if (p.k() > train.rows()) {
       throw new IllegalArgumentException("k " + p.k() + " is larger than the " + train.rows() + " training rows");
     }

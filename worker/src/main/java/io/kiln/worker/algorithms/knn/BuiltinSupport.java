@@ -144,6 +144,29 @@ public final class BuiltinSupport {
   }
 
   /** Warns about channels other than train and validation. */
+  /**
+   * The common start of a single-worker built-in: warn about unused channels and extra ranks, load
+   * the train (and validation) data, refuse an empty training set, and log what was read.
+   */
+  public static Data loadForSingleWorker(io.kiln.worker.task.TaskRunner.Context ctx, String algorithm,
+      String contentType, int maxRows, boolean csvLabel) throws DataException {
+    JobSpec spec = ctx.assignment().getSpec();
+    TaskEvents events = ctx.events();
+    warnChannels(spec, events, algorithm);
+    if (Math.max(1, ctx.assignment().getWorldSize()) > 1) {
+      events.warn(algorithm + " runs on one worker: rank " + ctx.assignment().getRank()
+          + " computes the same model as the others");
+    }
+    long t0 = System.nanoTime();
+    Data data = load(spec, contentType, maxRows, csvLabel, ctx.stop());
+    Rows train = data.train();
+    if (train.rows() == 0) throw new DataException("channel 'train': no data rows in " + train.source());
+    events.info(String.format(java.util.Locale.ROOT, "loaded %s: %d training rows x %d features%s in %.1f s (%s)",
+        data.format().contentType(), train.rows(), train.cols(), data.validation() == null ? ", no validation set"
+            : ", " + data.validation().rows() + " validation rows", (System.nanoTime() - t0) / 1e9, train.source()));
+    return data;
+  }
+
   public static void warnChannels(JobSpec spec, TaskEvents events, String algorithm) {
     for (String channel : spec.getChannelsMap().keySet()) {
       if (!channel.equals("train") && !channel.equals("validation")) {

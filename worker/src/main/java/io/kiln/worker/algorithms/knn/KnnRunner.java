@@ -86,18 +86,9 @@ public final class KnnRunner implements TaskRunner {
     StopSignal stop = ctx.stop();
     int cpus = Math.max(1, spec.getResources().getCpusPerWorker());
     Params p = Params.parse(spec.getHyperparametersMap());
-    BuiltinSupport.warnChannels(spec, events, NAME);
-    if (Math.max(1, a.getWorldSize()) > 1) {
-      events.warn("knn runs on one worker: rank " + a.getRank() + " computes the same model as the others");
-    }
-
     long t0 = System.nanoTime();
-    BuiltinSupport.Data data = BuiltinSupport.load(spec, p.contentType(), p.maxRows(), true, stop);
+    BuiltinSupport.Data data = BuiltinSupport.loadForSingleWorker(ctx, NAME, p.contentType(), p.maxRows(), true);
     Rows train = data.train();
-    if (train.rows() == 0) throw new DataException("channel 'train': no data rows in " + train.source());
-    events.info(String.format(Locale.ROOT, "loaded %s: %d training rows x %d features%s in %.1f s (%s)",
-        data.format().contentType(), train.rows(), train.cols(), data.validation() == null ? ", no validation set"
-            : ", " + data.validation().rows() + " validation rows", (System.nanoTime() - t0) / 1e9, train.source()));
     if (p.sampleSize() > 0 && p.sampleSize() < train.rows()) {
       train = sample(train, p.sampleSize(), p.seed());
       events.info("sample_size " + p.sampleSize() + ": kept " + train.rows() + " training rows (seed " + p.seed() + ")");
