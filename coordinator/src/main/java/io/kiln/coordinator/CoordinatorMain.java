@@ -3,6 +3,7 @@ package io.kiln.coordinator;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import io.kiln.coordinator.api.ApiExtension;
 import io.kiln.coordinator.api.ApiRoutes;
 import io.kiln.coordinator.api.ApiToken;
 import io.kiln.coordinator.jobs.JobManager;
@@ -11,6 +12,8 @@ import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.apache.pekko.actor.typed.ActorRef;
@@ -91,7 +94,9 @@ public final class CoordinatorMain {
             .withSettings(ClusterSingletonSettings.create(system).withRole("coordinator")));
 
     Duration askTimeout = config.getDuration("kiln.api.ask-timeout");
-    ApiRoutes routes = new ApiRoutes(system, jobs, telemetry, token, askTimeout);
+    // Each capability beyond training jobs (tuning, registry, endpoints, ...) adds its API slice here.
+    List<ApiExtension> extensions = new ArrayList<>();
+    ApiRoutes routes = new ApiRoutes(system, jobs, telemetry, token, askTimeout, extensions);
     String host = config.getString("kiln.api.host");
     int port = config.getInt("kiln.api.port");
     ServerBinding binding = Http.get(system).newServerAt(host, port).bind(routes.routes())

@@ -1,6 +1,5 @@
 package io.kiln.coordinator.api;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kiln.coordinator.jobs.JobManager;
@@ -20,7 +19,6 @@ import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.AskPattern;
 import org.apache.pekko.http.javadsl.marshalling.sse.EventStreamMarshalling;
 import org.apache.pekko.http.javadsl.model.ContentTypes;
-import org.apache.pekko.http.javadsl.model.HttpResponse;
 import org.apache.pekko.http.javadsl.model.StatusCode;
 import org.apache.pekko.http.javadsl.model.StatusCodes;
 import org.apache.pekko.http.javadsl.model.sse.ServerSentEvent;
@@ -43,7 +41,6 @@ import org.slf4j.LoggerFactory;
  */
 public final class ApiRoutes extends AllDirectives {
   private static final Logger log = LoggerFactory.getLogger(ApiRoutes.class);
-  private static final ObjectMapper JSON = new ObjectMapper();
   /** One user until roles and projects come: the holder of the local token. */
   private static final String LOCAL_USER = "local-admin";
 
@@ -52,9 +49,16 @@ public final class ApiRoutes extends AllDirectives {
   private final JobTelemetry telemetry;
   private final ApiToken token;
   private final Duration askTimeout;
+  private final List<ApiExtension> extensions;
 
   public ApiRoutes(ActorSystem<?> system, ActorRef<JobManager.Command> jobs, JobTelemetry telemetry, ApiToken token,
                    Duration askTimeout) {
+    this(system, jobs, telemetry, token, askTimeout, List.of());
+  }
+
+  public ApiRoutes(ActorSystem<?> system, ActorRef<JobManager.Command> jobs, JobTelemetry telemetry, ApiToken token,
+                   Duration askTimeout, List<ApiExtension> extensions) {
+    this.extensions = List.copyOf(extensions);
     this.system = system;
     this.jobs = jobs;
     this.telemetry = telemetry;
@@ -68,6 +72,7 @@ public final class ApiRoutes extends AllDirectives {
             path("live", () -> get(() -> json(StatusCodes.OK, obj().put("status", "live")))),
             path("ready", () -> get(this::ready)))),
         pathPrefix(PathMatchers.segment("api").slash("v1"), () -> authenticated(user -> concat(
+            concat(extensions.stream().map(e -> e.routes(user)).toArray(Route[]::new)),
             path("cluster", () -> get(this::cluster)),
             pathPrefix("training-jobs", () -> concat(
                 pathEndOrSingleSlash(() -> concat(
@@ -227,20 +232,14 @@ public final class ApiRoutes extends AllDirectives {
   }
 
   private Route json(StatusCode status, ObjectNode body) {
-    return complete(HttpResponse.create().withStatus(status)
-        .withEntity(ContentTypes.APPLICATION_JSON, body.toString()));
+    return complete(ApiJson.response(status, body));
   }
 
   private static ObjectNode obj() {
-    return JSON.createObjectNode();
+    return ApiJson.obj();
   }
 
   static ObjectNode error(String message, List<String> details) {
-    ObjectNode n = obj().put("error", message);
-    if (!details.isEmpty()) {
-      ArrayNode d = n.putArray("details");
-      details.forEach(d::add);
-    }
-    return n;
+    return ApiJson.error(message, details);
   }
 }
