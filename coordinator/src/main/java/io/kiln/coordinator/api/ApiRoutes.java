@@ -72,7 +72,7 @@ public final class ApiRoutes extends AllDirectives {
             path("live", () -> get(() -> json(StatusCodes.OK, obj().put("status", "live")))),
             path("ready", () -> get(this::ready)))),
         pathPrefix(PathMatchers.segment("api").slash("v1"), () -> authenticated(user -> concat(
-            concat(extensions.stream().map(e -> e.routes(user)).toArray(Route[]::new)),
+            extensionRoutes(user),
             path("cluster", () -> get(this::cluster)),
             pathPrefix("training-jobs", () -> concat(
                 pathEndOrSingleSlash(() -> concat(
@@ -84,6 +84,12 @@ public final class ApiRoutes extends AllDirectives {
                     path("logs", () -> get(() -> parameterOptional("follow", f -> stream(id, JobTelemetry.Stream.LOGS, isTrue(f))))),
                     path("metrics", () -> get(() -> parameterOptional("follow", f -> stream(id, JobTelemetry.Stream.METRICS, isTrue(f)))))))))))));
     return handleExceptions(exceptionHandler(), () -> handleRejections(rejectionHandler(), () -> inner));
+  }
+
+  private Route extensionRoutes(String user) {
+    Route all = reject();
+    for (ApiExtension e : extensions) all = concat(all, e.routes(user));
+    return all;
   }
 
   private Route authenticated(java.util.function.Function<String, Route> inner) {
