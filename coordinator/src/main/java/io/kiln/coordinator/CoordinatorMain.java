@@ -86,7 +86,9 @@ public final class CoordinatorMain {
     artifactsRoot = URI.create(artifactsRoot).normalize().toString();
     JobManager.Settings settings = new JobManager.Settings(artifactsRoot,
         config.getDuration("kiln.jobs.progress-checkpoint-interval"), config.getDuration("kiln.jobs.stop-timeout"),
-        config.getDuration("kiln.jobs.start-timeout"));
+        config.getDuration("kiln.jobs.start-timeout"), new io.kiln.coordinator.jobs.TrainingJob.ElasticSettings(
+            config.getDuration("kiln.jobs.regroup-timeout"), config.getDuration("kiln.jobs.min-workers-timeout"),
+            config.getInt("kiln.jobs.max-restarts")));
     JdbcReadJournal readJournal = PersistenceQuery.get(Adapter.toClassic(system))
         .getReadJournalFor(JdbcReadJournal.class, JdbcReadJournal.Identifier());
     ActorRef<JobManager.Command> jobs = ClusterSingleton.get(system).init(

@@ -55,7 +55,7 @@ public final class WorkerMain {
     WorkerSettings s = WorkerSettings.fromConfig(config);
     GradientSyncFactory collectives = new io.kiln.worker.task.CollectiveGradientSyncFactory(
         config.getString("kiln.cluster.host"), s.gpus(), io.kiln.collective.CollectiveOptions.defaults(),
-        config.getDuration("kiln.worker.rendezvous-timeout"));
+        config.getDuration("kiln.worker.rendezvous-timeout"), config.getDuration("kiln.worker.regroup-timeout"));
     WorkerMain main = new WorkerMain(config, collectives);
     Runtime.getRuntime().addShutdownHook(new Thread(main::shutdown, "kiln-worker-shutdown"));
     main.run();

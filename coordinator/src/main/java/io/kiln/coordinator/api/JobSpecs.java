@@ -45,6 +45,7 @@ public final class JobSpecs {
     List<String> details = new ArrayList<>();
     stringifyValues((ObjectNode) tree, "hyperparameters", details);
     stringifyValues((ObjectNode) tree, "channels", details);
+    elasticWorkers((ObjectNode) tree, details);
     if (!details.isEmpty()) throw new InvalidSpecException("invalid job spec", details);
     JobSpec.Builder b = JobSpec.newBuilder();
     try {
@@ -53,6 +54,28 @@ public final class JobSpecs {
       throw new InvalidSpecException("invalid job spec", List.of(cleanProtobufMessage(e.getMessage())));
     }
     return validate(b.build());
+  }
+
+  /**
+   * {@code resources.workers: {min: 2, max: 4}} (an elastic job, as the docs write it) becomes
+   * minWorkers/maxWorkers with workers = max (the scheduler starts with as many as fit).
+   */
+  private static void elasticWorkers(ObjectNode tree, List<String> details) {
+    JsonNode res = tree.get("resources");
+    if (res == null || !res.isObject() || !res.has("workers") || !res.get("workers").isObject()) return;
+    JsonNode w = res.get("workers");
+    ObjectNode r = (ObjectNode) res;
+    for (java.util.Iterator<String> it = w.fieldNames(); it.hasNext(); ) {
+      String f = it.next();
+      if (!f.equals("min") && !f.equals("max")) details.add("resources.workers." + f + ": unknown (use min and max)");
+    }
+    if (!w.path("min").canConvertToInt() || !w.path("max").canConvertToInt()) {
+      details.add("resources.workers: {min, max} must both be whole numbers");
+      return;
+    }
+    r.put("minWorkers", w.get("min").asInt());
+    r.put("maxWorkers", w.get("max").asInt());
+    r.put("workers", w.get("max").asInt());
   }
 
   /** Checks a spec and returns it with defaults filled in. */
@@ -92,6 +115,10 @@ public final class JobSpecs {
     }
     if (r.getMinWorkers() < 0 || r.getMaxWorkers() < 0 || (r.getMaxWorkers() > 0 && r.getMinWorkers() > r.getMaxWorkers())) {
       d.add("resources.minWorkers/maxWorkers: need 0 <= minWorkers <= maxWorkers");
+    }
+    if (r.getMaxWorkers() > 64) d.add("resources.maxWorkers: " + r.getMaxWorkers() + " must be at most 64");
+    if (r.getMaxWorkers() > 1 && r.getCollective().equals("nccl")) {
+      d.add("resources.collective: elastic jobs (maxWorkers > 1) use the ring; nccl groups cannot regroup yet");
     }
     if (spec.getStopping().getMaxRuntimeSeconds() < 0) d.add("stopping.maxRuntimeSeconds: must not be negative");
     if (spec.getStopping().getMaxSteps() < 0) d.add("stopping.maxSteps: must not be negative");

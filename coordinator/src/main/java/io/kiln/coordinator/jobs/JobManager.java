@@ -61,7 +61,12 @@ public final class JobManager extends AbstractBehavior<JobManager.Command> {
   /** Where the manager finds persisted job ids (the JDBC read journal in production). */
   public interface JobIdSource extends Supplier<Source<String, NotUsed>> {}
 
-  public record Settings(String artifactsRoot, Duration checkpointInterval, Duration stopTimeout, Duration startTimeout) {}
+  public record Settings(String artifactsRoot, Duration checkpointInterval, Duration stopTimeout, Duration startTimeout,
+                         TrainingJob.ElasticSettings elastic) {
+    public Settings(String artifactsRoot, Duration checkpointInterval, Duration stopTimeout, Duration startTimeout) {
+      this(artifactsRoot, checkpointInterval, stopTimeout, startTimeout, TrainingJob.ElasticSettings.DEFAULTS);
+    }
+  }
 
   public static Behavior<Command> create(JobIdSource ids, io.kiln.coordinator.telemetry.JobTelemetry telemetry,
                                          Settings settings) {
@@ -84,7 +89,7 @@ public final class JobManager extends AbstractBehavior<JobManager.Command> {
     ActorRef<Command> self = ctx.getSelf();
     this.deps = new TrainingJob.Dependencies(scheduler, telemetry, settings.artifactsRoot(),
         state -> self.tell(new JobChanged(state)), state -> self.tell(new JobRecovered(state)), settings.checkpointInterval(), settings.stopTimeout(),
-        settings.startTimeout());
+        settings.startTimeout(), settings.elastic());
     String prefix = TrainingJob.ENTITY_TYPE + "|";
     CompletionStage<List<String>> loaded = ids.get()
         .filter(pid -> pid.startsWith(prefix))

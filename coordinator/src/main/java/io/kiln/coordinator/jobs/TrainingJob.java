@@ -73,10 +73,29 @@ public final class TrainingJob
   /** The placed workers did not report the task started in time (e.g. the StartTask was lost). */
   private enum StartTimedOut implements Command { INSTANCE }
 
+  /** Members that neither regrouped nor were reported failed within the regroup timeout are dropped. */
+  private enum RegroupTimedOut implements Command { INSTANCE }
+
+  /** An elastic job stayed below its minimum of workers for too long. */
+  private enum MinWorkersTimedOut implements Command { INSTANCE }
+
+  /** How elastic jobs react to membership changes (kiln.jobs.* in reference.conf). */
+  public record ElasticSettings(Duration regroupTimeout, Duration minWorkersTimeout, int maxRestarts) {
+    public static final ElasticSettings DEFAULTS = new ElasticSettings(Duration.ofSeconds(10), Duration.ofSeconds(60), 3);
+  }
+
   /** What a job entity needs from its surroundings. */
   public record Dependencies(ActorRef<Scheduler.Command> scheduler, JobTelemetry telemetry, String artifactsRoot,
                              Consumer<JobState> onChange, Consumer<JobState> onRecovered,
-                             Duration checkpointInterval, Duration stopTimeout, Duration startTimeout) {}
+                             Duration checkpointInterval, Duration stopTimeout, Duration startTimeout,
+                             ElasticSettings elastic) {
+    public Dependencies(ActorRef<Scheduler.Command> scheduler, JobTelemetry telemetry, String artifactsRoot,
+                        Consumer<JobState> onChange, Consumer<JobState> onRecovered,
+                        Duration checkpointInterval, Duration stopTimeout, Duration startTimeout) {
+      this(scheduler, telemetry, artifactsRoot, onChange, onRecovered, checkpointInterval, stopTimeout, startTimeout,
+          ElasticSettings.DEFAULTS);
+    }
+  }
 
   public static Behavior<Command> create(String jobId, Dependencies deps) {
     return Behaviors.setup(ctx -> Behaviors.withTimers(timers -> new TrainingJob(jobId, deps, ctx, timers)));
@@ -94,8 +113,13 @@ public final class TrainingJob
   private final ActorRef<Scheduler.JobNotice> noticeAdapter;
   /** Worker agents of the current placement; not persisted (refs die with the coordinator). */
   private final Map<String, ActorRef<WorkerCommand>> workerRefs = new HashMap<>();
-  /** Ranks of a distributed job that are listening on their data plane, by rank. */
-  private final Map<Integer, TaskRendezvous> rendezvous = new HashMap<>();
+  /** Members that reported for the next generation of the group, by task id (in arrival order). */
+  private final Map<String, TaskRendezvous> rendezvous = new java.util.LinkedHashMap<>();
+  /** Members reported failed (by a peer's broken connection or the cluster), with the reason. */
+  private final Map<String, String> suspects = new HashMap<>();
+  /** When the current regroup began (0: none in progress); the pause users see in the history. */
+  private long regroupStartedAt;
+  private boolean waitingForWorkers;
 
   private TrainingJob(String jobId, Dependencies deps, ActorContext<Command> ctx, TimerScheduler<Command> timers) {
     super(persistenceId(jobId));
@@ -139,6 +163,11 @@ public final class TrainingJob
         .onCommand(NoticeReceived.class, this::onNotice)
         .onCommand(Reconcile.class, this::onReconcile)
         .onCommand(StopTimedOut.class, this::onStopTimedOut)
+        .onCommand(RegroupTimedOut.class, (s, c) -> regroupStartedAt == 0 ? Effect().noReply() : tryForm(s, true))
+        .onCommand(MinWorkersTimedOut.class, (s, c) -> waitingForWorkers && !s.status().isFinal()
+            ? fail("only " + rendezvous.size() + " of the job's minimum of " + s.minWorkers() + " workers were available for "
+                + deps.elastic().minWorkersTimeout().toSeconds() + " s after it lost members")
+            : Effect().noReply())
         .onCommand(StartTimedOut.class, (s, c) -> s.status() == JobStatus.Scheduled
             ? fail("no worker reported the task started within " + deps.startTimeout().toSeconds() + " s of scheduling on "
                 + String.join(", ", s.workerIds()))
@@ -209,7 +238,7 @@ public final class TrainingJob
       case PROGRESS:
         return onProgress(s, r.getProgress());
       case RENDEZVOUS:
-        return onRendezvous(s, r.getRendezvous());
+        return onRendezvous(s, r.getTaskId(), r.getRendezvous());
       case CHECKPOINT:
         return Effect().persist(event().setCheckpointCommitted(JobCheckpointCommitted.newBuilder()
             .setCheckpoint(r.getCheckpoint())).build()).thenNoReply();
@@ -239,27 +268,146 @@ public final class TrainingJob
         .thenNoReply();
   }
 
-  /** Once every rank listens on its data plane, the group is formed and each rank told its peers. */
-  private ReplyEffect<JobEvent, JobState> onRendezvous(JobState s, TaskRendezvous r) {
+  /**
+   * A member reports for the next generation of the group: at the start (every rank, once its data
+   * plane listens), after its collective failed (with the peers it blames), when asked to regroup,
+   * or as a new rank joining a running job. The group is formed once every member has reported or
+   * is known to have failed; see {@link #tryForm}.
+   */
+  private ReplyEffect<JobEvent, JobState> onRendezvous(JobState s, String taskId, TaskRendezvous r) {
     if (s.status() != JobStatus.Scheduled && s.status() != JobStatus.Running) return Effect().noReply();
-    rendezvous.put(r.getRank(), r);
-    int world = s.taskIds().size();
-    if (rendezvous.size() < world) return Effect().noReply();
-    // Every rank must use the same backend: NCCL only when all ranks could load it.
-    boolean allNccl = rendezvous.values().stream().allMatch(x -> x.getBackend().equals("nccl"));
-    GroupSpec.Builder g = GroupSpec.newBuilder().setGeneration(s.generation() + 1).setBackend(allNccl ? "nccl" : "ring");
-    for (int rank = 0; rank < world; rank++) g.addDataAddresses(rendezvous.get(rank).getDataAddress());
-    if (allNccl) g.setNcclUniqueId(rendezvous.get(0).getNcclUniqueId());
+    if (r.getFromGeneration() > 0 && r.getFromGeneration() < s.generation()) return Effect().noReply(); // stale
+    rendezvous.put(taskId, r);
+    for (String suspect : r.getSuspectTaskIdsList()) {
+      suspects.putIfAbsent(suspect, "reported failed by " + taskId + ": " + r.getReason());
+    }
+    if (s.generation() > 0 && regroupStartedAt == 0) {
+      // the first member to leave the current generation: everyone regroups at their next step boundary
+      regroupStartedAt = System.currentTimeMillis();
+      String why = r.getFromGeneration() == 0 ? "task " + taskId + " joins" : "task " + taskId + " left generation "
+          + r.getFromGeneration() + " at step " + r.getCompletedStep() + ": " + r.getReason();
+      deps.telemetry().controlLog(jobId, "WARN", "regrouping: " + why);
+      askMembersToRegroup(s, why);
+      timers.startSingleTimer(RegroupTimedOut.INSTANCE, deps.elastic().regroupTimeout());
+    }
+    return tryForm(s, false);
+  }
+
+  private void askMembersToRegroup(JobState s, String why) {
+    for (int i = 0; i < s.taskIds().size(); i++) {
+      String t = s.taskIds().get(i);
+      ActorRef<WorkerCommand> w = workerRefs.get(s.workerIds().get(i));
+      if (w != null && !rendezvous.containsKey(t)) w.tell(new WorkerCommand.RegroupTask(jobId, t, s.generation(), why));
+    }
+  }
+
+  /**
+   * Forms the next generation when every member has reported or is suspected (or the regroup timed
+   * out): members that did not report are dropped, the rest get the group in their old rank order
+   * (new ranks last), and the member with the most completed steps becomes the source whose state
+   * everyone takes, so no completed step is lost. Below the job's minimum it waits for workers.
+   */
+  private ReplyEffect<JobEvent, JobState> tryForm(JobState s, boolean timedOut) {
+    List<String> members = s.taskIds();
+    boolean waiting = members.stream().anyMatch(t -> !rendezvous.containsKey(t) && !suspects.containsKey(t));
+    if (waiting && (!timedOut || s.generation() == 0)) return Effect().noReply();
+    List<String> joined = members.stream().filter(rendezvous::containsKey).toList();
+    List<String> dropped = members.stream().filter(t -> !rendezvous.containsKey(t)).toList();
+    long step = joined.stream().mapToLong(t -> rendezvous.get(t).getCompletedStep()).max().orElse(-1);
+    List<JobEvent> events = new ArrayList<>();
+    for (String t : dropped) {
+      String why = suspects.getOrDefault(t, "did not regroup within " + deps.elastic().regroupTimeout().toSeconds() + " s");
+      events.add(event().setMemberLost(io.kiln.protocol.proto.JobMemberLost.newBuilder().setTaskId(t)
+          .setWorkerId(s.workerIds().get(members.indexOf(t))).setReason(why).setStep(Math.max(0, step))).build());
+    }
+    if (joined.size() < s.minWorkers()) {
+      if (events.isEmpty() && waitingForWorkers) return Effect().noReply();
+      return Effect().persist(events).thenRun(ns -> {
+        dropMembers(s, dropped);
+        if (!waitingForWorkers) {
+          waitingForWorkers = true;
+          timers.startSingleTimer(MinWorkersTimedOut.INSTANCE, deps.elastic().minWorkersTimeout());
+          deps.scheduler().tell(new Scheduler.WantMore(jobId));
+        }
+        deps.telemetry().controlLog(jobId, "WARN", "waiting for workers: " + joined.size() + " rank(s) left, the job needs "
+            + "at least " + ns.minWorkers() + "; failing in " + deps.elastic().minWorkersTimeout().toSeconds()
+            + " s unless a worker joins");
+      }).thenNoReply();
+    }
+    int source = 0;
+    for (int i = 0; i < joined.size(); i++) {
+      if (rendezvous.get(joined.get(i)).getCompletedStep() > rendezvous.get(joined.get(source)).getCompletedStep()) source = i;
+    }
+    boolean allNccl = s.generation() == 0 && joined.stream().allMatch(t -> rendezvous.get(t).getBackend().equals("nccl"));
+    GroupSpec.Builder g = GroupSpec.newBuilder().setGeneration(s.generation() + 1).setBackend(allNccl ? "nccl" : "ring")
+        .setSourceRank(source);
+    List<String> workers = new ArrayList<>();
+    for (String t : joined) {
+      g.addDataAddresses(rendezvous.get(t).getDataAddress()).addTaskIds(t);
+      workers.add(s.workerIds().get(members.indexOf(t)));
+    }
+    if (allNccl) g.setNcclUniqueId(rendezvous.get(joined.get(0)).getNcclUniqueId());
     GroupSpec group = g.build();
-    rendezvous.clear();
-    return Effect().persist(event().setGroupFormed(JobGroupFormed.newBuilder().setGroup(group).addAllWorkerIds(s.workerIds())).build())
+    TaskRendezvous from = rendezvous.get(joined.get(source));
+    String detail = s.generation() == 0 ? "" : String.format(java.util.Locale.ROOT,
+        "; paused %.1f s; continuing at step %d (epoch %d, sample %d) from %s's state", (System.currentTimeMillis()
+            - regroupStartedAt) / 1000.0, Math.max(0, from.getCompletedStep()), from.getEpoch(), from.getEpochOffset(),
+        joined.get(source));
+    events.add(event().setGroupFormed(JobGroupFormed.newBuilder().setGroup(group).addAllWorkerIds(workers)
+        .setDetail(detail)).build());
+    return Effect().persist(events)
         .thenRun(ns -> {
-          for (int rank = 0; rank < world; rank++) {
-            ActorRef<WorkerCommand> w = workerRefs.get(ns.workerIds().get(rank));
-            if (w != null) w.tell(new WorkerCommand.FormGroup(jobId, ns.taskIds().get(rank), group));
+          dropMembers(s, dropped);
+          for (int rank = 0; rank < joined.size(); rank++) {
+            ActorRef<WorkerCommand> w = workerRefs.get(workers.get(rank));
+            if (w != null) w.tell(new WorkerCommand.FormGroup(jobId, joined.get(rank), group));
           }
+          rendezvous.clear();
+          suspects.clear();
+          regroupStartedAt = 0;
+          waitingForWorkers = false;
+          timers.cancel(RegroupTimedOut.INSTANCE);
+          timers.cancel(MinWorkersTimedOut.INSTANCE);
+          if (joined.size() < ns.maxWorkers()) deps.scheduler().tell(new Scheduler.WantMore(jobId));
           deps.telemetry().controlLog(jobId, "INFO", "group generation " + group.getGeneration() + " formed: "
-              + world + " ranks, " + group.getBackend() + " backend, " + String.join(" ", group.getDataAddressesList()));
+              + joined.size() + " ranks, " + group.getBackend() + " backend, " + String.join(" ", group.getDataAddressesList())
+              + detail);
+        })
+        .thenNoReply();
+  }
+
+  /** Stops dropped members that may still run and gives their workers back. */
+  private void dropMembers(JobState before, List<String> dropped) {
+    for (String t : dropped) {
+      String workerId = before.workerIds().get(before.taskIds().indexOf(t));
+      ActorRef<WorkerCommand> w = workerRefs.get(workerId);
+      if (w != null) w.tell(new WorkerCommand.StopTask(jobId, t, "dropped from the job's group"));
+      deps.scheduler().tell(new Scheduler.ReleaseWorker(jobId, workerId));
+      rendezvous.remove(t);
+      suspects.remove(t);
+    }
+  }
+
+  /** All ranks are gone: back to the queue to resume from the newest checkpoint, or fail. */
+  private ReplyEffect<JobEvent, JobState> restartOrFail(JobState s, String reason) {
+    if (s.restarts() >= deps.elastic().maxRestarts()) {
+      return fail(reason + " (gave up after " + s.restarts() + " restart(s) from checkpoints)");
+    }
+    return Effect().persist(event().setRestarted(io.kiln.protocol.proto.JobRestarted.newBuilder().setReason(reason)
+            .setResumeFrom(s.checkpointUri())).build())
+        .thenRun(ns -> {
+          stopTasks(s, "the job restarts from its checkpoint");
+          timers.cancelAll();
+          rendezvous.clear();
+          suspects.clear();
+          regroupStartedAt = 0;
+          waitingForWorkers = false;
+          workerRefs.clear();
+          deps.scheduler().tell(new Scheduler.Release(jobId));
+          deps.telemetry().controlLog(jobId, "WARN", "job restarts: " + reason
+              + (ns.checkpointUri().isEmpty() ? "; no checkpoint yet, starting over" : "; resuming from " + ns.checkpointUri()));
+          changed(ns);
+          requestPlacement(ns);
         })
         .thenNoReply();
   }
@@ -275,7 +423,7 @@ public final class TrainingJob
       List<String> taskIds = new ArrayList<>();
       for (int rank = 0; rank < placed.assignments().size(); rank++) {
         workerIds.add(placed.assignments().get(rank).workerId());
-        taskIds.add(jobId + "-r" + rank);
+        taskIds.add(jobId + "-r" + (s.tasksStarted() + rank));
       }
       return Effect().persist(event().setScheduled(JobScheduled.newBuilder().addAllWorkerIds(workerIds).addAllTaskIds(taskIds)).build())
           .thenRun(ns -> {
@@ -285,14 +433,50 @@ public final class TrainingJob
           })
           .thenNoReply();
     }
+    if (c.notice() instanceof Scheduler.Grown grown) return onGrown(s, grown.assignment());
     if (c.notice() instanceof Scheduler.WorkerLost lost) {
       if (!s.workerIds().contains(lost.workerId()) || s.status().isFinal() || s.status() == JobStatus.Pending) {
         return Effect().noReply();
       }
       if (s.status() == JobStatus.Stopping) return stopped(s, s.stopReason());
-      return fail(lost.reason() + " while running rank(s) of this job");
+      List<String> lostTasks = new ArrayList<>();
+      for (int i = 0; i < s.workerIds().size(); i++) {
+        if (s.workerIds().get(i).equals(lost.workerId())) lostTasks.add(s.taskIds().get(i));
+      }
+      boolean survivors = s.taskIds().stream().anyMatch(t -> !lostTasks.contains(t) && !suspects.containsKey(t));
+      if (!survivors) return restartOrFail(s, lost.reason() + " while running the job's last rank(s)");
+      if (s.generation() == 0) return fail(lost.reason() + " before the job's group formed");
+      for (String t : lostTasks) suspects.put(t, lost.reason());
+      if (regroupStartedAt == 0) {
+        regroupStartedAt = System.currentTimeMillis();
+        deps.telemetry().controlLog(jobId, "WARN", "regrouping: " + lost.reason());
+        askMembersToRegroup(s, lost.reason());
+        timers.startSingleTimer(RegroupTimedOut.INSTANCE, deps.elastic().regroupTimeout());
+      }
+      return tryForm(s, false);
     }
     return Effect().noReply();
+  }
+
+  /** The scheduler offers one more worker: a new rank that joins at the next step boundary. */
+  private ReplyEffect<JobEvent, JobState> onGrown(JobState s, Scheduler.Assignment a) {
+    if (s.status() != JobStatus.Running || s.generation() == 0 || s.taskIds().size() >= s.maxWorkers()
+        || s.workerIds().contains(a.workerId())) {
+      deps.scheduler().tell(new Scheduler.ReleaseWorker(jobId, a.workerId()));
+      return Effect().noReply();
+    }
+    String taskId = jobId + "-r" + s.tasksStarted();
+    return Effect().persist(event().setMembersAdded(io.kiln.protocol.proto.JobMembersAdded.newBuilder()
+            .addWorkerIds(a.workerId()).addTaskIds(taskId)).build())
+        .thenRun(ns -> {
+          workerRefs.put(a.workerId(), a.worker());
+          int rank = ns.taskIds().size() - 1;
+          a.worker().tell(new WorkerCommand.StartTask(assignment(ns, taskId, rank, ns.taskIds().size()), reportAdapter));
+          deps.telemetry().controlLog(jobId, "INFO", "worker " + a.workerId() + " joins the job as task " + taskId
+              + " (at the next step boundary, once it has loaded its data)");
+          changed(ns);
+        })
+        .thenNoReply();
   }
 
   private ReplyEffect<JobEvent, JobState> onReconcile(JobState s, Reconcile c) {
@@ -302,8 +486,8 @@ public final class TrainingJob
         return Effect().noReply();
       case Scheduled:
       case Running:
-        return fail("the coordinator restarted while this job was " + s.status().name().toLowerCase()
-            + " on " + String.join(", ", s.workerIds()) + "; its tasks were abandoned");
+        return restartOrFail(s, "the coordinator restarted while this job was " + s.status().name().toLowerCase()
+            + " on " + String.join(", ", s.workerIds()));
       case Stopping:
         return stopped(s, s.stopReason());
       default:
@@ -340,13 +524,19 @@ public final class TrainingJob
     for (int rank = 0; rank < world; rank++) {
       Scheduler.Assignment a = placed.assignments().get(rank);
       workerRefs.put(a.workerId(), a.worker());
-      TaskAssignment task = TaskAssignment.newBuilder()
-          .setJobId(jobId).setTaskId(s.taskIds().get(rank)).setRank(rank).setWorldSize(world)
-          .setSpec(s.spec()).setJobArtifactsUri(deps.artifactsRoot() + "jobs/" + jobId + "/")
-          .build();
-      a.worker().tell(new WorkerCommand.StartTask(task, reportAdapter));
+      a.worker().tell(new WorkerCommand.StartTask(assignment(s, s.taskIds().get(rank), rank, world), reportAdapter));
     }
     deps.telemetry().controlLog(jobId, "INFO", "scheduled on " + String.join(", ", s.workerIds()));
+  }
+
+  private TaskAssignment assignment(JobState s, String taskId, int rank, int world) {
+    io.kiln.protocol.proto.JobSpec spec = s.spec();
+    if (s.restarts() > 0 && !s.checkpointUri().isEmpty()) {
+      // a restarted job resumes from its newest checkpoint (any world size: positions are in samples)
+      spec = spec.toBuilder().setCheckpoint(spec.getCheckpoint().toBuilder().setResumeFrom(s.checkpointUri())).build();
+    }
+    return TaskAssignment.newBuilder().setJobId(jobId).setTaskId(taskId).setRank(rank).setWorldSize(world)
+        .setSpec(spec).setJobArtifactsUri(deps.artifactsRoot() + "jobs/" + jobId + "/").build();
   }
 
   private void stopTasks(JobState s, String reason) {

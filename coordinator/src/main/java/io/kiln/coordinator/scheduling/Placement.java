@@ -22,6 +22,16 @@ public final class Placement {
         .build();
   }
 
+  /** The fewest ranks an (elastic) request can train with. */
+  public static int minWorkers(Resources r) {
+    return Math.max(1, r.getMinWorkers() > 0 ? Math.min(r.getMinWorkers(), Math.max(1, r.getWorkers())) : r.getWorkers());
+  }
+
+  /** The most ranks an (elastic) request can use: its max_workers, else its workers. */
+  public static int maxWorkers(Resources r) {
+    return Math.max(Math.max(1, r.getWorkers()), r.getMaxWorkers());
+  }
+
   /** The worker ids to use, or empty when the request cannot be met now. */
   public static Optional<List<String>> place(Resources request, Collection<WorkerSlot> workers) {
     Resources r = normalise(request);

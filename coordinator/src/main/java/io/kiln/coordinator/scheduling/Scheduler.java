@@ -39,6 +39,15 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
   /** The job no longer needs its workers (it ended), or no longer waits for them. */
   public record Release(String jobId) implements Command {}
 
+  /** An elastic job gives back one worker (a rank it dropped, or an offered worker it cannot use). */
+  public record ReleaseWorker(String jobId, String workerId) implements Command {}
+
+  /**
+   * An elastic job below its maximum would take one more worker: the next free worker that fits is
+   * offered to it once ({@link Grown}); the job asks again after it has taken it in.
+   */
+  public record WantMore(String jobId) implements Command {}
+
   public record ListWorkers(ActorRef<List<WorkerView>> replyTo) implements Command {}
 
   /** Why a job waits in the queue (null when it is not queued). */
@@ -59,6 +68,9 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
 
   public record WorkerLost(String workerId, String reason) implements JobNotice {}
 
+  /** One more worker for an elastic job that asked ({@link WantMore}); it is allocated to the job. */
+  public record Grown(Assignment assignment) implements JobNotice {}
+
   /** A worker as the API shows it. */
   public record WorkerView(String id, String address, int cpus, long memoryMb, int gpus, int freeCpus, int freeGpus,
                            List<String> jobs) {}
@@ -67,7 +79,12 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
 
   private record Request(String jobId, Resources resources, ActorRef<JobNotice> replyTo) {}
 
-  private record Allocation(Resources resources, List<String> workerIds, ActorRef<JobNotice> replyTo) {}
+  private record Allocation(Resources resources, List<String> workerIds, ActorRef<JobNotice> replyTo, int max,
+                            boolean wantsMore) {
+    Allocation with(List<String> ids, boolean wants) {
+      return new Allocation(resources, List.copyOf(ids), replyTo, max, wants);
+    }
+  }
 
   public static Behavior<Command> create() {
     return Behaviors.setup(Scheduler::new);
@@ -92,6 +109,8 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
         .onMessage(DescribeFailed.class, this::onDescribeFailed)
         .onMessage(RequestPlacement.class, this::onRequest)
         .onMessage(Release.class, this::onRelease)
+        .onMessage(ReleaseWorker.class, this::onReleaseWorker)
+        .onMessage(WantMore.class, this::onWantMore)
         .onMessage(ListWorkers.class, this::onList)
         .onMessage(GetQueueReason.class, this::onQueueReason)
         .build();
@@ -167,6 +186,43 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
     return this;
   }
 
+  private Behavior<Command> onReleaseWorker(ReleaseWorker msg) {
+    Allocation a = allocations.get(msg.jobId());
+    if (a == null || !a.workerIds().contains(msg.workerId())) return this;
+    List<String> rest = new ArrayList<>(a.workerIds());
+    rest.remove(msg.workerId());
+    allocations.put(msg.jobId(), a.with(rest, a.wantsMore()));
+    updateSlot(msg.workerId(), s -> withUse(s, a.resources(), msg.jobId(), -1));
+    drainQueue();
+    return this;
+  }
+
+  private Behavior<Command> onWantMore(WantMore msg) {
+    Allocation a = allocations.get(msg.jobId());
+    if (a == null || a.workerIds().size() >= a.max()) return this;
+    allocations.put(msg.jobId(), a.with(a.workerIds(), true));
+    offerGrowth();
+    return this;
+  }
+
+  /** Offers free workers to elastic jobs that asked for more, after the queue had its turn. */
+  private void offerGrowth() {
+    for (Map.Entry<String, Allocation> e : allocations.entrySet()) {
+      Allocation a = e.getValue();
+      if (!a.wantsMore() || a.workerIds().size() >= a.max()) continue;
+      List<WorkerSlot> others = slots().stream().filter(w -> !a.workerIds().contains(w.workerId())).toList();
+      Optional<List<String>> one = Placement.place(a.resources().toBuilder().setWorkers(1).build(), others);
+      if (one.isEmpty()) continue;
+      String workerId = one.get().get(0);
+      List<String> ids = new ArrayList<>(a.workerIds());
+      ids.add(workerId);
+      e.setValue(a.with(ids, false));
+      updateSlot(workerId, s -> withUse(s, a.resources(), e.getKey(), +1));
+      getContext().getLog().info("job {} grows onto {}", e.getKey(), workerId);
+      assignments(List.of(workerId)).forEach(asg -> a.replyTo().tell(new Grown(asg)));
+    }
+  }
+
   private Behavior<Command> onList(ListWorkers msg) {
     List<WorkerView> views = new ArrayList<>();
     for (Registered r : workers.values()) {
@@ -189,25 +245,33 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
   private void drainQueue() {
     for (Iterator<Request> it = queue.values().iterator(); it.hasNext(); ) {
       Request r = it.next();
-      Optional<List<String>> chosen = Placement.place(r.resources(), slots());
+      Resources res = Placement.normalise(r.resources());
+      int max = Placement.maxWorkers(res);
+      // an elastic job starts with as many ranks as fit between its minimum and maximum
+      Optional<List<String>> chosen = Optional.empty();
+      for (int n = max; n >= Placement.minWorkers(res) && chosen.isEmpty(); n--) {
+        chosen = Placement.place(res.toBuilder().setWorkers(n).build(), slots());
+      }
       if (chosen.isEmpty()) continue;
       it.remove();
-      Resources res = Placement.normalise(r.resources());
-      allocations.put(r.jobId(), new Allocation(res, chosen.get(), r.replyTo()));
+      allocations.put(r.jobId(), new Allocation(res, chosen.get(), r.replyTo(), max, false));
       for (String workerId : chosen.get()) updateSlot(workerId, s -> withUse(s, res, r.jobId(), +1));
       getContext().getLog().info("job {} placed on {}", r.jobId(), chosen.get());
       r.replyTo().tell(new Placed(assignments(chosen.get())));
     }
+    offerGrowth();
   }
 
   private void workerGone(WorkerSlot slot, String reason) {
     getContext().getLog().warn(reason);
     for (String jobId : slot.jobIds()) {
-      Allocation a = allocations.remove(jobId);
+      Allocation a = allocations.get(jobId);
       if (a == null) continue;
-      for (String other : a.workerIds()) {
-        if (!other.equals(slot.workerId())) updateSlot(other, s -> withUse(s, a.resources(), jobId, -1));
-      }
+      // the job keeps its other workers: an elastic job continues on them; any other job fails
+      // and releases them
+      List<String> rest = new ArrayList<>(a.workerIds());
+      rest.remove(slot.workerId());
+      allocations.put(jobId, a.with(rest, a.wantsMore()));
       a.replyTo().tell(new WorkerLost(slot.workerId(), reason));
     }
     drainQueue();

@@ -79,6 +79,9 @@ public final class KilnSerializer extends SerializerWithStringManifest {
       b.setStop(StopTaskWire.newBuilder().setJobId(s.jobId()).setTaskId(s.taskId()).setReason(s.reason()));
     } else if (command instanceof WorkerCommand.FormGroup g) {
       b.setFormGroup(FormGroupWire.newBuilder().setJobId(g.jobId()).setTaskId(g.taskId()).setGroup(g.group()));
+    } else if (command instanceof WorkerCommand.RegroupTask g) {
+      b.setRegroup(io.kiln.protocol.proto.RegroupTaskWire.newBuilder().setJobId(g.jobId()).setTaskId(g.taskId())
+          .setGeneration(g.generation()).setReason(g.reason()));
     }
     return b.build();
   }
@@ -92,6 +95,8 @@ public final class KilnSerializer extends SerializerWithStringManifest {
       case STOP -> new WorkerCommand.StopTask(e.getStop().getJobId(), e.getStop().getTaskId(), e.getStop().getReason());
       case FORM_GROUP -> new WorkerCommand.FormGroup(e.getFormGroup().getJobId(), e.getFormGroup().getTaskId(),
           e.getFormGroup().getGroup());
+      case REGROUP -> new WorkerCommand.RegroupTask(e.getRegroup().getJobId(), e.getRegroup().getTaskId(),
+          e.getRegroup().getGeneration(), e.getRegroup().getReason());
       case KIND_NOT_SET -> throw new NotSerializableException("WorkerCommandEnvelope without a command");
     };
   }

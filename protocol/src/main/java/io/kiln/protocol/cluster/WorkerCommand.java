@@ -11,7 +11,8 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  * nodes, so each has a wire form in {@code cluster.proto} (see {@link KilnSerializer}).
  */
 public sealed interface WorkerCommand extends KilnWireMessage
-    permits WorkerCommand.DescribeWorker, WorkerCommand.StartTask, WorkerCommand.StopTask, WorkerCommand.FormGroup {
+    permits WorkerCommand.DescribeWorker, WorkerCommand.StartTask, WorkerCommand.StopTask, WorkerCommand.FormGroup,
+    WorkerCommand.RegroupTask {
 
   /** Worker agents register under this key; the scheduler discovers them through the receptionist. */
   ServiceKey<WorkerCommand> SERVICE_KEY = ServiceKey.create(WorkerCommand.class, "kiln-worker");
@@ -30,4 +31,10 @@ public sealed interface WorkerCommand extends KilnWireMessage
    * rank 0's unique id). Sent to each rank after all of them reported a TaskRendezvous.
    */
   record FormGroup(String jobId, String taskId, io.kiln.protocol.proto.GroupSpec group) implements WorkerCommand {}
+
+  /**
+   * Elastic jobs: leave generation {@code generation} at the next step boundary and report a new
+   * TaskRendezvous (members change: a rank joins, or one was lost).
+   */
+  record RegroupTask(String jobId, String taskId, int generation, String reason) implements WorkerCommand {}
 }

@@ -23,10 +23,13 @@ import org.apache.pekko.actor.typed.javadsl.Behaviors;
 public final class TaskActor {
 
   /** Local only: never crosses nodes, so it needs no serializer. */
-  public sealed interface Command extends NoSerializationVerificationNeeded permits Stop, Finished, GroupFormed {}
+  public sealed interface Command extends NoSerializationVerificationNeeded permits Stop, Finished, GroupFormed, Regroup {}
 
   /** The coordinator formed the task's group (distributed tasks): hand it to the waiting rank. */
   public record GroupFormed(io.kiln.protocol.proto.GroupSpec group) implements Command {}
+
+  /** Elastic jobs: leave generation {@code generation} at the next step boundary and rejoin. */
+  public record Regroup(int generation, String reason) implements Command {}
 
   /** Cancel the task; it reports {@code failed} with reason {@code "stopped: <reason>"}. */
   public record Stop(String reason) implements Command {}
@@ -66,6 +69,10 @@ public final class TaskActor {
           })
           .onMessage(GroupFormed.class, g -> {
             rendezvous.formed(g.group());
+            return Behaviors.same();
+          })
+          .onMessage(Regroup.class, g -> {
+            rendezvous.requestRegroup(g.generation(), g.reason());
             return Behaviors.same();
           })
           .onMessageEquals(Finished.INSTANCE, Behaviors::stopped)

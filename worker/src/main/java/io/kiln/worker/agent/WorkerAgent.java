@@ -80,6 +80,7 @@ public final class WorkerAgent {
           .onMessage(WorkerCommand.StartTask.class, this::onStart)
           .onMessage(WorkerCommand.StopTask.class, this::onStop)
           .onMessage(WorkerCommand.FormGroup.class, this::onFormGroup)
+          .onMessage(WorkerCommand.RegroupTask.class, this::onRegroup)
           .onSignal(Terminated.class, this::onTerminated)
           .build();
     }
@@ -141,6 +142,12 @@ public final class WorkerAgent {
       } else {
         r.ref().tell(new TaskActor.GroupFormed(g.group()));
       }
+      return Behaviors.same();
+    }
+
+    private Behavior<WorkerCommand> onRegroup(WorkerCommand.RegroupTask g) {
+      Running r = tasks.get(g.taskId());
+      if (r != null) r.ref().tell(new TaskActor.Regroup(g.generation(), g.reason()));
       return Behaviors.same();
     }
 

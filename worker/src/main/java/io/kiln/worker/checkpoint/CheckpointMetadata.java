@@ -50,7 +50,21 @@ public record CheckpointMetadata(String algorithm, Map<String, String> hyperpara
    * Where a checkpoint was taken: after {@code globalStep} optimizer steps, {@code stepInEpoch} of
    * them in 1-based epoch {@code epoch} ({@code epochEnd} when that epoch is complete).
    */
-  public record Position(long globalStep, int epoch, int stepInEpoch, int stepsPerEpoch, boolean epochEnd) {
+  public record Position(long globalStep, int epoch, int stepInEpoch, int stepsPerEpoch, boolean epochEnd,
+      long sampleOffset) {
+    /**
+     * A position without a sample offset (checkpoints written before elastic training): the offset
+     * is {@code stepInEpoch} global batches.
+     */
+    public Position(long globalStep, int epoch, int stepInEpoch, int stepsPerEpoch, boolean epochEnd) {
+      this(globalStep, epoch, stepInEpoch, stepsPerEpoch, epochEnd, -1);
+    }
+
+    /** True when the checkpoint records how many samples of its epoch were consumed. */
+    public boolean hasSampleOffset() {
+      return sampleOffset >= 0;
+    }
+
     /** The 1-based epoch training continues in. */
     public int resumeEpoch() {
       return epochEnd ? epoch + 1 : epoch;
@@ -123,6 +137,7 @@ public record CheckpointMetadata(String algorithm, Map<String, String> hyperpara
       p.put("step_in_epoch", position.stepInEpoch());
       p.put("steps_per_epoch", position.stepsPerEpoch());
       p.put("epoch_end", position.epochEnd());
+      if (position.hasSampleOffset()) p.put("sample_offset", position.sampleOffset());
       m.put("position", p);
     }
     Map<String, Object> t = new LinkedHashMap<>();
@@ -179,7 +194,8 @@ public record CheckpointMetadata(String algorithm, Map<String, String> hyperpara
       JsonObject opt = obj(o, "optimizer");
       JsonObject p = obj(o, "position");
       Position position = new Position(num(p, "global_step").longValue(), num(p, "epoch").intValue(),
-          num(p, "step_in_epoch").intValue(), num(p, "steps_per_epoch").intValue(), bool(p, "epoch_end"));
+          num(p, "step_in_epoch").intValue(), num(p, "steps_per_epoch").intValue(), bool(p, "epoch_end"),
+          p.has("sample_offset") ? num(p, "sample_offset").longValue() : -1);
       JsonObject t = obj(o, "training");
       JsonObject s = obj(o, "state");
       if (!DATA_FILE.equals(str(s, "file")) || !"float32".equals(str(s, "dtype"))
@@ -244,7 +260,9 @@ public record CheckpointMetadata(String algorithm, Map<String, String> hyperpara
       throw new CheckpointException(where + "algorithm '" + this.algorithm + "' in the checkpoint, '" + algorithm
           + "' in the job");
     }
-    if ((long) this.batchSize * this.worldSize != (long) batchSize * worldSize) {
+    // With a sample offset the position maps onto any world size (elastic jobs change it anyway).
+    boolean offsetKnown = position != null && position.hasSampleOffset();
+    if (!offsetKnown && (long) this.batchSize * this.worldSize != (long) batchSize * worldSize) {
       throw new CheckpointException(where + "the checkpoint was taken with world size " + this.worldSize
           + " x batch_size " + this.batchSize + " (global batch " + (long) this.batchSize * this.worldSize
           + "), this job has world size " + worldSize + " x batch_size " + batchSize + " (global batch "

@@ -28,12 +28,19 @@ public final class CollectiveGradientSyncFactory implements GradientSyncFactory 
   private final int gpus;
   private final CollectiveOptions options;
   private final Duration rendezvousTimeout;
+  private final Duration regroupTimeout;
 
   /**
    * @param host the address peers reach this worker's data plane on
    * @param gpus GPUs this worker has (NCCL is considered only when > 0)
    */
   public CollectiveGradientSyncFactory(String host, int gpus, CollectiveOptions options, Duration rendezvousTimeout) {
+    this(host, gpus, options, rendezvousTimeout, Duration.ofMinutes(10));
+  }
+
+  public CollectiveGradientSyncFactory(String host, int gpus, CollectiveOptions options, Duration rendezvousTimeout,
+      Duration regroupTimeout) {
+    this.regroupTimeout = regroupTimeout;
     this.host = host;
     this.gpus = gpus;
     this.options = options;
@@ -43,7 +50,8 @@ public final class CollectiveGradientSyncFactory implements GradientSyncFactory 
   @Override
   public GradientSync create(TaskAssignment a, GroupRendezvous rendezvous) throws Exception {
     int world = Math.max(1, a.getWorldSize());
-    if (world == 1) return GradientSync.NONE;
+    // an elastic job started on one worker still forms a group: others may join it later
+    if (world == 1 && a.getSpec().getResources().getMaxWorkers() <= 1) return GradientSync.NONE;
     int rank = a.getRank();
     String wanted = a.getSpec().getResources().getCollective().isEmpty() ? "auto" : a.getSpec().getResources().getCollective();
     String backend = chooseBackend(wanted);
@@ -54,7 +62,7 @@ public final class CollectiveGradientSyncFactory implements GradientSyncFactory 
     try {
       int port = ((InetSocketAddress) listener.getLocalAddress()).getPort();
       TaskRendezvous.Builder mine = TaskRendezvous.newBuilder().setRank(rank).setDataAddress(host + ":" + port)
-          .setBackend(backend);
+          .setBackend(backend).setTaskId(a.getTaskId()).setCompletedStep(-1);
       if (rank == 0 && backend.equals("nccl")) {
         byte[] id = CollectiveFactory.ncclUniqueIdOrNull();
         if (id == null) mine.setBackend("ring"); else mine.setNcclUniqueId(ByteString.copyFrom(id));
@@ -65,6 +73,13 @@ public final class CollectiveGradientSyncFactory implements GradientSyncFactory 
         listener.close();
         collective = CollectiveFactory.create("nccl", new CollectiveFactory.Spec(rank, group.getDataAddressesList(),
             group.getNcclUniqueId().toByteArray(), 0, opts));
+      } else if (group.getTaskIdsCount() > 0) {
+        // the ring regroups when members change (elastic training); NCCL jobs do not (yet)
+        ElasticCollectiveSync elastic = new ElasticCollectiveSync(a.getTaskId(), host, rendezvous, options, bucketBytes,
+            regroupTimeout, group, listener);
+        log.info("task {} rank {}/{}: elastic ring collective up (generation {})", a.getTaskId(),
+            elastic.view().rank(), elastic.view().worldSize(), group.getGeneration());
+        return elastic;
       } else {
         collective = RingCollective.open(rank, group.getDataAddressesList(), opts, listener);
       }

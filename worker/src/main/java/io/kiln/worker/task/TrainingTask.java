@@ -124,12 +124,16 @@ public final class TrainingTask implements Runnable {
         stage = "cannot set up gradient synchronisation";
         GradientSync sync = syncFactory.create(assignment, rendezvous);
         stage = "training failed";
-        // Only rank 0 checkpoints: every rank holds the same parameters and momentum.
-        CheckpointWriter writer = rank == 0 ? new CheckpointWriter(ArtifactStore.forRoot(jobUri),
+        // Only rank 0 checkpoints (every rank holds the same parameters and momentum); in an elastic
+        // job any rank may become rank 0, so every rank has a writer ready.
+        CheckpointWriter writer = rank == 0 || sync instanceof io.kiln.worker.training.ElasticSync ? new CheckpointWriter(ArtifactStore.forRoot(jobUri),
             jobUri.resolve(Checkpoints.FOLDER), checkpointing.keep(), new CheckpointListener(), assignment.getJobId(),
             assignment.getTaskId()) : null;
         try {
-          TrainingLoop.Result result = new TrainingLoop(definition, hp, config, rank, world, sync)
+          // an elastic rank's place comes from its group (a rank joining a running job gets it there)
+          int loopRank = sync instanceof io.kiln.worker.training.ElasticSync es ? es.view().rank() : rank;
+          int loopWorld = sync instanceof io.kiln.worker.training.ElasticSync es ? es.view().worldSize() : world;
+          TrainingLoop.Result result = new TrainingLoop(definition, hp, config, loopRank, loopWorld, sync)
               .listener(new Listener())
               .stopSignal(stop)
               .checkpoints(writer, checkpointing.everySteps())
@@ -145,7 +149,10 @@ public final class TrainingTask implements Runnable {
             metrics.put("epochs", (double) result.epochsCompleted());
             metrics.put("compute_ms_per_step", result.computeMsPerStep());
             metrics.put("comm_ms_per_step", result.commMsPerStep());
-            if (rank == 0) {
+            metrics.put("epochs_exactly_once", (double) result.epochsVerified());
+            metrics.put("sample_accounting_errors", (double) result.accountingErrors());
+            metrics.put("final_world_size", (double) result.worldSize());
+            if (result.rank() == 0) {
               stage = "evaluation failed";
               stop.check();
               TrainingData testData = TrainingData.of(splits.test(), data);

@@ -64,6 +64,51 @@ public final class Sharding {
     return idx;
   }
 
+  /**
+   * One optimizer step of an elastic job, where the world size may change between steps: the step
+   * starting at sample {@code offset} of the epoch consumes {@code globalCount = min(batch*world,
+   * n - offset)} samples, {@code perm[offset .. offset+globalCount)}. A full step gives rank r the
+   * rows {@code [offset + r*batch, +batch)} (as {@link #shard}); the epoch's last, partial step splits
+   * what is left as evenly as possible (sizes differ by at most one, possibly zero), so every sample
+   * of the epoch is used exactly once whatever the world sizes were.
+   *
+   * @param start first position in the permutation of this rank's rows
+   * @param count this rank's rows (0..batch)
+   */
+  public record Slice(long offset, int globalCount, long start, int count) {
+    public boolean full(int batch, int world) {
+      return globalCount == (long) batch * world;
+    }
+  }
+
+  public static Slice slice(long offset, int n, int batch, int world, int rank) {
+    if (offset < 0 || offset >= n) throw new IllegalArgumentException("offset " + offset + " outside the epoch of " + n);
+    if (rank < 0 || rank >= world) throw new IllegalArgumentException("rank " + rank + " outside 0.." + (world - 1));
+    int global = (int) Math.min((long) batch * world, n - offset);
+    if (global == (long) batch * world) return new Slice(offset, global, offset + (long) rank * batch, batch);
+    int base = global / world;
+    int extra = global % world;
+    return new Slice(offset, global, offset + (long) rank * base + Math.min(rank, extra), base + (rank < extra ? 1 : 0));
+  }
+
+  /**
+   * A sample's contribution to an epoch's accounting checksum: the sum over the samples used must
+   * equal {@link #epochChecksum} exactly once each (a skipped or repeated sample changes it).
+   */
+  public static long sampleHash(int sample) {
+    long z = sample * 0x9E3779B97F4A7C15L + 0x632BE59BD9B4E019L;
+    z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+    z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+    return z ^ (z >>> 31);
+  }
+
+  /** The checksum of an epoch that used each of {@code n} samples exactly once. */
+  public static long epochChecksum(int n) {
+    long sum = 0;
+    for (int i = 0; i < n; i++) sum += sampleHash(i);
+    return sum;
+  }
+
   private static long mix(long seed, int epoch) {
     long z = seed * 0x9E3779B97F4A7C15L + epoch * 0xBF58476D1CE4E5B9L + 0x94D049BB133111EBL;
     z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;

@@ -18,8 +18,10 @@ import io.kiln.worker.checkpoint.Checkpoint;
 import io.kiln.worker.checkpoint.CheckpointException;
 import io.kiln.worker.checkpoint.CheckpointMetadata;
 import io.kiln.worker.checkpoint.CheckpointWriter;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -83,7 +85,8 @@ public final class TrainingLoop {
    * @param stoppedBy null when all epochs ran, else {@code "max_steps"} or {@code "max_runtime_seconds"}
    */
   public record Result(Model model, Block block, Shape inputShape, long steps, int epochsCompleted, double trainLoss,
-      double samplesPerSec, double trainSeconds, double computeMsPerStep, double commMsPerStep, String stoppedBy) {}
+      double samplesPerSec, double trainSeconds, double computeMsPerStep, double commMsPerStep, String stoppedBy,
+      int rank, int worldSize, int epochsVerified, int accountingErrors) {}
 
   private static final Listener SILENT = new Listener() {};
   /** Steps whose rows are gathered from the data set at once. */
@@ -92,9 +95,14 @@ public final class TrainingLoop {
   private final ModelDefinition definition;
   private final Map<String, String> hyperparameters;
   private final TrainingConfig config;
-  private final int rank;
-  private final int worldSize;
+  /** This rank's place; an elastic group changes both between steps. */
+  private int rank;
+  private int worldSize;
+  private int generation;
   private final GradientSync gradientSync;
+  private java.nio.ByteBuffer stateBuffer;
+  private long checksum;
+  private int checksumN = -1;
   private Listener listener = SILENT;
   private StopSignal stopSignal = new StopSignal();
   private long progressIntervalMs = 1000;
@@ -162,14 +170,10 @@ public final class TrainingLoop {
   public Result train(TrainingData data) throws Exception {
     int n = data.size();
     int batch = config.batchSize();
-    int stepsPerEpoch = Sharding.stepsPerEpoch(n, batch, worldSize);
-    if (stepsPerEpoch == 0) {
+    if (Sharding.stepsPerEpoch(n, batch, worldSize) == 0) {
       throw new IllegalArgumentException("the training set has " + n + " samples, fewer than one global batch ("
           + "batch_size " + batch + " x " + worldSize + " workers)");
     }
-    long totalSteps = (long) stepsPerEpoch * config.epochs();
-    if (config.maxSteps() > 0) totalSteps = Math.min(totalSteps, config.maxSteps());
-
     JniUtils.setNumThreads(config.threads());
     JniUtils.setGradMode(false);
 
@@ -196,29 +200,8 @@ public final class TrainingLoop {
       }
       // Its buffers live in a sub-manager of the model's: closed with the model.
       MomentumSgd optimizer = new MomentumSgd(config.learningRate(), config.momentum(), parameterArrays);
-      // Where training starts: global step, 1-based epoch, 0-based step index in that epoch.
-      long startStep = 0;
-      int startEpoch = 1;
-      int startStepInEpoch = 0;
-      if (resume != null) {
-        CheckpointMetadata cm = resume.metadata();
-        cm.requireCompatible(resume.uri().toString(), definition.name(), MomentumSgd.NAME, worldSize, batch,
-            config.seed(), n, names, shapes);
-        CheckpointMetadata.Position pos = cm.position();
-        if (pos.stepsPerEpoch() != stepsPerEpoch) {
-          throw new CheckpointException("checkpoint " + resume.uri() + " does not fit this job: " + pos.stepsPerEpoch()
-              + " steps per epoch in the checkpoint, " + stepsPerEpoch + " in this job");
-        }
-        for (int i = 0; i < params.size(); i++) {
-          MomentumSgd.writeInto(parameterArrays.get(i), resume.tensor(i));
-          optimizer.load(i, resume.tensor(params.size() + i));
-        }
-        startStep = pos.globalStep();
-        startEpoch = pos.resumeEpoch();
-        startStepInEpoch = pos.resumeStepInEpoch();
-        listener.onLog(String.format(Locale.ROOT, "resumed from %s at epoch %d step %d (global step %d)%s",
-            resume.uri(), startEpoch, startStepInEpoch, startStep, resumeNotes(cm)));
-      }
+      Cursor c = new Cursor();
+      if (resume != null) resumeInto(c, n, names, shapes, parameterArrays, optimizer);
       NDList checkpointArrays = new NDList(2 * params.size());
       checkpointArrays.addAll(parameterArrays);
       checkpointArrays.addAll(optimizer.buffers());
@@ -229,163 +212,432 @@ public final class TrainingLoop {
             config.learningRate(), config.momentum(), config.epochs(), worldSize, batch, config.seed(), n, names,
             shapes));
       }
-      sync.start(parameterArrays);
+      ElasticSync elastic = sync instanceof ElasticSync e ? e : null;
+      if (elastic != null) {
+        // Every rank starts from the source rank's state (rank 0 in a new job; a survivor when this
+        // rank joins a running job), position and accounting included.
+        startGeneration(elastic, c, checkpointArrays, "start", List.of());
+      } else {
+        sync.start(parameterArrays);
+      }
       ParameterStore parameterStore = new ParameterStore(model.getNDManager(), false);
       NDManager dataManager = data.features().getManager();
+      long maxSteps = config.maxSteps() > 0 ? config.maxSteps() : Long.MAX_VALUE;
 
       long started = System.nanoTime();
       long deadline = config.maxRuntimeSeconds() > 0 ? started + config.maxRuntimeSeconds() * 1_000_000_000L : Long.MAX_VALUE;
       long lastReport = started;
+      long startStep = c.step;
+      long samplesRun = 0;
       double computeNanos = 0;
       double commNanos = 0;
       double windowLoss = 0;
       int windowSteps = 0;
-      double epochLoss = 0;
-      int epochSteps = 0;
-      long step = startStep;
-      long lastCheckpointStep = startStep;
-      int epochsCompleted = startEpoch - 1;
-      int epoch = startEpoch;
-      int stepInEpoch = startStepInEpoch;
+      long lastCheckpointStep = c.step;
+      int epochsCompleted = c.epoch - 1;
       String stoppedBy = null;
       listener.onLog(String.format(Locale.ROOT, "training %s on %d samples: %d epoch(s) of %d steps, batch %d x %d rank(s), "
-          + "lr %s, momentum %s, %d thread(s)", definition.name(), n, config.epochs(), stepsPerEpoch, batch, worldSize,
+          + "lr %s, momentum %s, %d thread(s)", definition.name(), n, config.epochs(), stepsPerEpoch(n), batch, worldSize,
           config.learningRate(), config.momentum(), config.threads()));
-      if (startStep >= totalSteps) {
-        listener.onLog("nothing left to train: the checkpoint is at global step " + startStep + " of " + totalSteps);
+      if (c.epoch > config.epochs() || c.step >= maxSteps) {
+        listener.onLog("nothing left to train: the checkpoint is at global step " + c.step);
       }
-
-      training:
-      for (epoch = startEpoch; epoch <= config.epochs(); epoch++) {
-        epochLoss = 0;
-        epochSteps = 0;
-        int firstStep = epoch == startEpoch ? startStepInEpoch : 0;
-        stepInEpoch = firstStep;
-        // This rank's rows of the whole epoch, in step order, gathered CHUNK_STEPS steps at a time
-        // (bounded memory, cache-friendly); each step then takes a view of its rows.
-        long[] epochIndex = Sharding.epochShard(Sharding.permutation(n, config.seed(), epoch), stepsPerEpoch, batch, rank,
-            worldSize);
-        try (NDManager epochManager = dataManager.newSubManager()) {
-          NDManager chunkManager = null;
-          NDArray xs = null;
-          NDArray ys = null;
-          int chunkStart = 0;
-          for (int s = firstStep; s < stepsPerEpoch; s++) {
-            if (step >= totalSteps) {
-              stoppedBy = "max_steps";
-              break training;
-            }
-            if (System.nanoTime() >= deadline) {
-              stoppedBy = "max_runtime_seconds";
-              break training;
-            }
-            stopSignal.check();
-            long t0 = System.nanoTime();
-            float lossValue;
-            NDList grads = new NDList(params.size());
-            long commStart;
-            if (xs == null || s % CHUNK_STEPS == 0) {
-              // chunks sit on the same grid whether the epoch starts at step 0 or mid-way (resume),
-              // so a resumed run computes on exactly the same memory layout as an uninterrupted one
-              if (chunkManager != null) chunkManager.close();
-              chunkManager = epochManager.newSubManager();
-              chunkStart = s - s % CHUNK_STEPS;
-              int steps = Math.min(CHUNK_STEPS, stepsPerEpoch - chunkStart);
-              NDArray index = chunkManager.create(
-                  Arrays.copyOfRange(epochIndex, chunkStart * batch, (chunkStart + steps) * batch));
-              xs = data.features().get(index);
-              xs.attach(chunkManager);
-              ys = data.labels().get(index);
-              ys.attach(chunkManager);
-            }
-            try (NDManager stepManager = chunkManager.newSubManager()) {
-              NDIndex rows = new NDIndex().addSliceDim((long) (s - chunkStart) * batch, (long) (s - chunkStart + 1) * batch);
-              NDArray x = xs.get(rows);
-              x.attach(stepManager);
-              NDArray y = ys.get(rows);
-              y.attach(stepManager);
-              if (sampleShape.dimension() != 1) x = x.reshape(batchShape);
-              JniUtils.setGradMode(true);
-              try {
-                NDArray logits = block.forward(parameterStore, new NDList(x), true).singletonOrThrow();
-                NDArray loss = crossEntropy(logits, y);
-                lossValue = loss.getFloat();
-                JniUtils.backward((PtNDArray) loss, (PtNDArray) stepManager.ones(loss.getShape()), false, false);
-              } finally {
-                JniUtils.setGradMode(false);
+      int[] permutation = null;
+      int permutationEpoch = -1;
+      Chunk chunk = null;
+      try {
+        while (c.epoch <= config.epochs()) {
+          if (c.step >= maxSteps) {
+            stoppedBy = "max_steps";
+            break;
+          }
+          if (System.nanoTime() >= deadline) {
+            stoppedBy = "max_runtime_seconds";
+            break;
+          }
+          stopSignal.check();
+          if (elastic != null && elastic.regroupRequested()) {
+            chunk = Chunk.close(chunk);
+            startGeneration(elastic, c, checkpointArrays, "the coordinator asked for a regroup", List.of());
+            continue;
+          }
+          if (permutationEpoch != c.epoch) {
+            permutation = Sharding.permutation(n, config.seed(), c.epoch);
+            permutationEpoch = c.epoch;
+            chunk = Chunk.close(chunk);
+          }
+          Sharding.Slice slice = Sharding.slice(c.offset, n, batch, worldSize, rank);
+          long t0 = System.nanoTime();
+          float lossValue;
+          NDList grads = new NDList(params.size());
+          long commStart;
+          boolean synced = false;
+          try (NDManager stepManager = dataManager.newSubManager()) {
+            NDArray x;
+            NDArray y;
+            if (slice.full(batch, worldSize)) {
+              if (chunk == null || !chunk.holds(c.epoch, generation, c.offset)) {
+                Chunk.close(chunk);
+                chunk = Chunk.gather(data, permutation, c.epoch, generation, c.offset, n, batch, worldSize, rank);
               }
-              for (Pair<String, Parameter> p : params) grads.add(p.getValue().getArray().getGradient());
-              commStart = System.nanoTime();
-              sync.sync(grads, step);
+              int k = chunk.stepIndex(c.offset);
+              NDIndex rows = new NDIndex().addSliceDim((long) k * batch, (long) (k + 1) * batch);
+              x = chunk.xs.get(rows);
+              y = chunk.ys.get(rows);
+            } else {
+              // the epoch's last, partial step: rows gathered directly; a rank with no rows of it
+              // computes on one row and contributes nothing (weight 0) to keep the collective in step
+              long[] idx = new long[Math.max(1, slice.count())];
+              for (int i = 0; i < idx.length; i++) {
+                idx[i] = permutation[(int) (slice.count() == 0 ? slice.offset() : slice.start() + i)];
+              }
+              NDArray index = stepManager.create(idx);
+              x = data.features().get(index);
+              y = data.labels().get(index);
+            }
+            x.attach(stepManager);
+            y.attach(stepManager);
+            if (sampleShape.dimension() != 1) x = x.reshape(new Shape(x.getShape().get(0)).addAll(sampleShape));
+            JniUtils.setGradMode(true);
+            try {
+              NDArray logits = block.forward(parameterStore, new NDList(x), true).singletonOrThrow();
+              NDArray loss = crossEntropy(logits, y);
+              lossValue = loss.getFloat();
+              JniUtils.backward((PtNDArray) loss, (PtNDArray) stepManager.ones(loss.getShape()), false, false);
+            } finally {
+              JniUtils.setGradMode(false);
+            }
+            for (Pair<String, Parameter> p : params) grads.add(p.getValue().getArray().getGradient());
+            if (!slice.full(batch, worldSize)) {
+              // each rank's gradient is a mean over its rows: weight it so that the ranks' average is
+              // the mean over the whole (smaller) global batch
+              float weight = (float) slice.count() * worldSize / slice.globalCount();
+              for (NDArray g : grads) g.muli(weight);
+              if (slice.count() == 0) lossValue = 0;
+            }
+            commStart = System.nanoTime();
+            try {
+              sync.sync(grads, c.step);
+              synced = true;
+            } catch (GroupChangedException e) {
+              if (elastic == null) throw e;
+              // the step's gradients are dropped: the optimizer has not stepped, so this rank still
+              // holds the state of its last completed step
+              for (NDArray w : parameterArrays) JniUtils.zeroGrad((PtNDArray) w);
+              chunk = Chunk.close(chunk);
+              startGeneration(elastic, c, checkpointArrays, e.getMessage(), e.suspects());
+            }
+            if (synced) {
               long commEnd = System.nanoTime();
               commNanos += commEnd - commStart;
               optimizer.step(parameterArrays, grads);
               // backward accumulates into .grad: clear it for the next step (optimizer.zero_grad())
               for (NDArray w : parameterArrays) JniUtils.zeroGrad((PtNDArray) w);
               computeNanos += (commStart - t0) + (System.nanoTime() - commEnd);
-            } finally {
-              for (NDArray g : grads) g.close();
             }
-            if (Float.isNaN(lossValue) || Float.isInfinite(lossValue)) {
-              throw new ArithmeticException("training diverged: loss is " + lossValue + " at step " + (step + 1)
-                  + " (try a smaller learning_rate)");
-            }
-            step++;
-            stepInEpoch = s + 1;
-            windowLoss += lossValue;
-            windowSteps++;
-            epochLoss += lossValue;
-            epochSteps++;
-            if (checkpointWriter != null) {
-              boolean epochEnd = stepInEpoch == stepsPerEpoch;
-              if (epochEnd || (checkpointEverySteps > 0 && step % checkpointEverySteps == 0)) {
-                // the last checkpoint of the run is never skipped: wait for a write still in flight
-                boolean last = step >= totalSteps;
-                if (checkpointWriter.save(new CheckpointMetadata.Position(step, epoch, stepInEpoch, stepsPerEpoch,
-                    epochEnd), checkpointArrays, last)) {
-                  lastCheckpointStep = step;
-                }
-              }
-            }
-            long now = System.nanoTime();
-            if (now - lastReport >= progressIntervalMs * 1_000_000L) {
-              report(step, step - startStep, totalSteps, epoch, stepsPerEpoch, stepInEpoch, windowLoss / windowSteps,
-                  started, now, computeNanos, commNanos);
-              lastReport = now;
-              windowLoss = 0;
-              windowSteps = 0;
+          } finally {
+            for (NDArray g : grads) g.close();
+          }
+          if (!synced) continue;
+          if (Float.isNaN(lossValue) || Float.isInfinite(lossValue)) {
+            throw new ArithmeticException("training diverged: loss is " + lossValue + " at step " + (c.step + 1)
+                + " (try a smaller learning_rate)");
+          }
+          c.completeStep(slice, permutation, lossValue);
+          samplesRun += slice.globalCount();
+          windowLoss += lossValue;
+          windowSteps++;
+          boolean epochEnd = c.offset >= n;
+          if (checkpointWriter != null && rank == 0
+              && (epochEnd || (checkpointEverySteps > 0 && c.step % checkpointEverySteps == 0))) {
+            // the last checkpoint of the run is never skipped: wait for a write still in flight
+            boolean last = c.step >= maxSteps || (epochEnd && c.epoch == config.epochs());
+            if (checkpointWriter.save(c.position(n, stepsPerEpoch(n), epochEnd), checkpointArrays, last)) {
+              lastCheckpointStep = c.step;
             }
           }
+          if (epochEnd) {
+            accountEpoch(c, n);
+            epochsCompleted = c.epoch;
+            c.nextEpoch();
+          }
+          long now = System.nanoTime();
+          if (now - lastReport >= progressIntervalMs * 1_000_000L) {
+            report(c, n, maxSteps, windowLoss / windowSteps, samplesRun, started, now, computeNanos, commNanos,
+                c.step - startStep);
+            lastReport = now;
+            windowLoss = 0;
+            windowSteps = 0;
+          }
         }
-        epochsCompleted = epoch;
+      } finally {
+        Chunk.close(chunk);
       }
       long ended = System.nanoTime();
-      long stepsRun = step - startStep;
-      int lastEpoch = Math.min(epoch, config.epochs());
-      if (epoch > config.epochs()) stepInEpoch = stepsPerEpoch;
-      if (checkpointWriter != null && stepsRun > 0 && lastCheckpointStep != step) {
+      long stepsRun = c.step - startStep;
+      if (checkpointWriter != null && rank == 0 && stepsRun > 0 && lastCheckpointStep != c.step) {
         // stopped early (max_steps, max_runtime_seconds) after an uncheckpointed step, or the
         // scheduled checkpoint of the last step was skipped: take the final one now
-        int e = stepInEpoch == 0 ? epoch - 1 : epoch;
-        int sie = stepInEpoch == 0 ? stepsPerEpoch : stepInEpoch;
-        checkpointWriter.save(new CheckpointMetadata.Position(step, e, sie, stepsPerEpoch, sie == stepsPerEpoch),
-            checkpointArrays, true);
+        checkpointWriter.save(c.position(n, stepsPerEpoch(n), false), checkpointArrays, true);
       }
-      double lastLoss = windowSteps > 0 ? windowLoss / windowSteps : (epochSteps > 0 ? epochLoss / epochSteps : Double.NaN);
-      report(step, stepsRun, totalSteps, lastEpoch, stepsPerEpoch, stepInEpoch, lastLoss, started, ended, computeNanos,
-          commNanos);
+      double lastLoss = windowSteps > 0 ? windowLoss / windowSteps : c.lastEpochLoss();
+      report(c, n, maxSteps, lastLoss, samplesRun, started, ended, computeNanos, commNanos, stepsRun);
       double seconds = (ended - started) / 1e9;
-      double sps = seconds > 0 ? stepsRun * (double) batch * worldSize / seconds : 0;
+      double sps = seconds > 0 ? samplesRun / seconds : 0;
       if (stoppedBy != null) {
-        listener.onLog("stopped training after " + step + " step(s): " + stoppedBy + " reached");
+        listener.onLog("stopped training after " + c.step + " step(s): " + stoppedBy + " reached");
       }
-      Result r = new Result(model, block, sampleShape, step, epochsCompleted,
-          epochSteps > 0 ? epochLoss / epochSteps : Double.NaN, sps, seconds,
-          stepsRun > 0 ? computeNanos / stepsRun / 1e6 : 0, stepsRun > 0 ? commNanos / stepsRun / 1e6 : 0, stoppedBy);
+      Result r = new Result(model, block, sampleShape, c.step, epochsCompleted, c.lastEpochLoss(), sps, seconds,
+          stepsRun > 0 ? computeNanos / stepsRun / 1e6 : 0, stepsRun > 0 ? commNanos / stepsRun / 1e6 : 0, stoppedBy,
+          rank, worldSize, c.epochsVerified, c.accountingErrors);
       ok = true;
       return r;
     } finally {
       if (!ok) model.close();
+    }
+  }
+
+  /** Optimizer steps in an epoch at the current world size (the last one may be partial). */
+  private int stepsPerEpoch(int n) {
+    long global = (long) config.batchSize() * worldSize;
+    return (int) ((n + global - 1) / global);
+  }
+
+  private void resumeInto(Cursor c, int n, List<String> names, List<long[]> shapes, NDList parameterArrays,
+      MomentumSgd optimizer) throws CheckpointException {
+    CheckpointMetadata cm = resume.metadata();
+    cm.requireCompatible(resume.uri().toString(), definition.name(), MomentumSgd.NAME, worldSize, config.batchSize(),
+        config.seed(), n, names, shapes);
+    CheckpointMetadata.Position pos = cm.position();
+    int count = names.size();
+    for (int i = 0; i < count; i++) {
+      MomentumSgd.writeInto(parameterArrays.get(i), resume.tensor(i));
+      optimizer.load(i, resume.tensor(count + i));
+    }
+    c.step = pos.globalStep();
+    c.epoch = pos.resumeEpoch();
+    if (!pos.epochEnd()) {
+      c.offset = pos.hasSampleOffset() ? pos.sampleOffset() : (long) pos.stepInEpoch() * cm.batchSize() * cm.worldSize();
+      c.epochSteps = pos.stepInEpoch();
+      // the samples before the offset are exactly the permutation's first ones
+      int[] perm = Sharding.permutation(n, config.seed(), c.epoch);
+      c.epochSamples = c.offset;
+      for (int i = 0; i < c.offset; i++) c.epochChecksum += Sharding.sampleHash(perm[i]);
+    }
+    listener.onLog(String.format(Locale.ROOT, "resumed from %s at epoch %d sample %d (step %d in the epoch, global step %d)%s",
+        resume.uri(), c.epoch, c.offset, c.epochSteps, c.step, resumeNotes(cm)));
+  }
+
+  /**
+   * Joins the next generation of an elastic group (or the first one) and takes the state of its
+   * source rank: parameters, momentum, position and accounting. Retries while the group keeps
+   * changing; throws when this rank was dropped, stopped, or no group formed in time.
+   */
+  private void startGeneration(ElasticSync elastic, Cursor c, NDList state, String reason, List<String> suspects)
+      throws Exception {
+    long t0 = System.nanoTime();
+    boolean first = reason.equals("start");
+    while (true) {
+      stopSignal.check();
+      ElasticSync.View v = first && elastic.view() != null ? elastic.view()
+          : elastic.regroup(new ElasticSync.StepState(c.step, c.epoch, c.offset), reason, suspects);
+      first = false;
+      int before = worldSize;
+      rank = v.rank();
+      worldSize = v.worldSize();
+      generation = v.generation();
+      try {
+        exchangeState(elastic, c, state, v.sourceRank());
+      } catch (GroupChangedException e) {
+        reason = e.getMessage();
+        suspects = e.suspects();
+        continue;
+      }
+      if (!reason.equals("start") || v.generation() > 1) {
+        listener.onLog(String.format(Locale.ROOT, "generation %d: rank %d of %d (was %d rank(s)); continuing at epoch %d "
+            + "sample %d (global step %d) from rank %d's state after %.2f s (%s)", v.generation(), rank, worldSize,
+            before, c.epoch, c.offset, c.step, v.sourceRank(), (System.nanoTime() - t0) / 1e9, reason));
+      }
+      return;
+    }
+  }
+
+  /** Copies position, accounting, parameters and momentum from {@code source} to every rank. */
+  private void exchangeState(ElasticSync elastic, Cursor c, NDList state, int source) throws GroupChangedException {
+    long floats = 0;
+    for (NDArray a : state) floats += a.size();
+    int bytes = Math.toIntExact(Cursor.HEADER_BYTES + floats * Float.BYTES);
+    if (stateBuffer == null || stateBuffer.capacity() < bytes) {
+      stateBuffer = ByteBuffer.allocateDirect(bytes).order(ByteOrder.nativeOrder());
+    }
+    ByteBuffer b = stateBuffer.duplicate().order(ByteOrder.nativeOrder());
+    if (rank == source) {
+      c.write(b);
+      b.position(Cursor.HEADER_BYTES);
+      FloatBuffer out = b.asFloatBuffer();
+      for (NDArray a : state) out.put(a.toByteBuffer(true).order(ByteOrder.nativeOrder()).asFloatBuffer());
+    }
+    elastic.broadcastState(stateBuffer, bytes);
+    if (rank != source) {
+      b.clear();
+      c.read(b);
+      b.position(Cursor.HEADER_BYTES);
+      FloatBuffer in = b.asFloatBuffer();
+      for (NDArray a : state) {
+        FloatBuffer src = in.slice();
+        src.limit(Math.toIntExact(a.size()));
+        MomentumSgd.writeInto(a, src);
+        in.position(in.position() + Math.toIntExact(a.size()));
+      }
+    }
+  }
+
+  /** Checks that the epoch used each sample exactly once, from the position's own records. */
+  private void accountEpoch(Cursor c, int n) {
+    boolean exact = c.epochSamples == n && c.epochChecksum == expectedChecksum(n);
+    if (exact) {
+      c.epochsVerified++;
+      listener.onLog(String.format(Locale.ROOT, "epoch %d: %d of %d samples used, each exactly once (%d steps)",
+          c.epoch, c.epochSamples, n, c.epochSteps));
+    } else {
+      c.accountingErrors++;
+      listener.onLog(String.format(Locale.ROOT, "ERROR epoch %d: sample accounting mismatch: %d samples used of %d, "
+          + "checksum %s", c.epoch, c.epochSamples, n, c.epochChecksum == expectedChecksum(n) ? "ok" : "differs"));
+    }
+  }
+
+  private long expectedChecksum(int n) {
+    if (checksumN != n) {
+      checksum = Sharding.epochChecksum(n);
+      checksumN = n;
+    }
+    return checksum;
+  }
+
+  /**
+   * Where training stands, and the running epoch's accounting: the part of a rank's state that,
+   * with parameters and momentum, a new generation copies from its source rank.
+   */
+  private static final class Cursor {
+    static final int HEADER_BYTES = 64;
+    long step;
+    int epoch = 1;
+    long offset;
+    int epochSteps;
+    long epochSamples;
+    long epochChecksum;
+    double epochLoss;
+    double lastEpochLoss = Double.NaN;
+    int epochsVerified;
+    int accountingErrors;
+
+    void completeStep(Sharding.Slice slice, int[] permutation, float loss) {
+      for (long i = slice.offset(); i < slice.offset() + slice.globalCount(); i++) {
+        epochChecksum += Sharding.sampleHash(permutation[(int) i]);
+      }
+      epochSamples += slice.globalCount();
+      offset += slice.globalCount();
+      step++;
+      epochSteps++;
+      epochLoss += loss;
+    }
+
+    void nextEpoch() {
+      lastEpochLoss = epochSteps > 0 ? epochLoss / epochSteps : Double.NaN;
+      epoch++;
+      offset = 0;
+      epochSteps = 0;
+      epochSamples = 0;
+      epochChecksum = 0;
+      epochLoss = 0;
+    }
+
+    double lastEpochLoss() {
+      return epochSteps > 0 ? epochLoss / epochSteps : lastEpochLoss;
+    }
+
+    CheckpointMetadata.Position position(int n, int stepsPerEpoch, boolean epochEnd) {
+      return new CheckpointMetadata.Position(step, epoch, epochSteps, stepsPerEpoch, epochEnd, epochEnd ? n : offset);
+    }
+
+    void write(ByteBuffer b) {
+      b.putLong(0, step).putLong(8, epoch).putLong(16, offset).putLong(24, epochSteps).putLong(32, epochSamples)
+          .putLong(40, epochChecksum).putDouble(48, epochLoss).putInt(56, epochsVerified).putInt(60, accountingErrors);
+    }
+
+    void read(ByteBuffer b) {
+      step = b.getLong(0);
+      epoch = (int) b.getLong(8);
+      offset = b.getLong(16);
+      epochSteps = (int) b.getLong(24);
+      epochSamples = b.getLong(32);
+      epochChecksum = b.getLong(40);
+      epochLoss = b.getDouble(48);
+      epochsVerified = b.getInt(56);
+      accountingErrors = b.getInt(60);
+    }
+  }
+
+  /**
+   * This rank's rows of up to {@link #CHUNK_STEPS} consecutive full steps, gathered at once (bounded
+   * memory, cache-friendly); each step takes a view. Chunks sit on a grid of whole global batches
+   * from the epoch's start (or from where the generation started), so a resumed run computes on
+   * exactly the same memory layout as an uninterrupted one.
+   */
+  private static final class Chunk {
+    final int epoch;
+    final int generation;
+    final long start;
+    final long stride;
+    final int steps;
+    final NDManager manager;
+    final NDArray xs;
+    final NDArray ys;
+
+    private Chunk(int epoch, int generation, long start, long stride, int steps, NDManager manager, NDArray xs,
+        NDArray ys) {
+      this.epoch = epoch;
+      this.generation = generation;
+      this.start = start;
+      this.stride = stride;
+      this.steps = steps;
+      this.manager = manager;
+      this.xs = xs;
+      this.ys = ys;
+    }
+
+    static Chunk gather(TrainingData data, int[] permutation, int epoch, int generation, long offset, int n, int batch,
+        int world, int rank) {
+      long stride = (long) batch * world;
+      long base = offset % stride;
+      long start = base + (offset - base) / (CHUNK_STEPS * stride) * (CHUNK_STEPS * stride);
+      int steps = (int) Math.min(CHUNK_STEPS, (n - start) / stride);
+      long[] idx = new long[steps * batch];
+      for (int k = 0; k < steps; k++) {
+        long from = start + k * stride + (long) rank * batch;
+        for (int i = 0; i < batch; i++) idx[k * batch + i] = permutation[(int) (from + i)];
+      }
+      NDManager m = data.features().getManager().newSubManager();
+      NDArray index = m.create(idx);
+      NDArray xs = data.features().get(index);
+      xs.attach(m);
+      NDArray ys = data.labels().get(index);
+      ys.attach(m);
+      return new Chunk(epoch, generation, start, stride, steps, m, xs, ys);
+    }
+
+    boolean holds(int epoch, int generation, long offset) {
+      return this.epoch == epoch && this.generation == generation && offset >= start && (offset - start) % stride == 0
+          && (offset - start) / stride < steps;
+    }
+
+    int stepIndex(long offset) {
+      return (int) ((offset - start) / stride);
+    }
+
+    static Chunk close(Chunk c) {
+      if (c != null) c.manager.close();
+      return null;
     }
   }
 
@@ -404,17 +656,24 @@ public final class TrainingLoop {
     return notes.isEmpty() ? "" : "; changed: " + String.join(", ", notes);
   }
 
-  private void report(long step, long stepsRun, long totalSteps, int epoch, int stepsPerEpoch, int stepInEpoch,
-      double loss, long started, long now, double computeNanos, double commNanos) {
+  private void report(Cursor c, int n, long maxSteps, double loss, long samplesRun, long started, long now,
+      double computeNanos, double commNanos, long stepsRun) {
     double seconds = (now - started) / 1e9;
-    double sps = seconds > 0 ? stepsRun * (double) config.batchSize() * worldSize / seconds : 0;
-    String split = worldSize > 1 && step > 0
+    double sps = seconds > 0 ? samplesRun / seconds : 0;
+    String split = worldSize > 1 && stepsRun > 0
         ? String.format(Locale.ROOT, " (step %.2f ms: compute %.2f, communication %.2f)",
-            (computeNanos + commNanos) / step / 1e6, computeNanos / step / 1e6, commNanos / step / 1e6)
+            (computeNanos + commNanos) / stepsRun / 1e6, computeNanos / stepsRun / 1e6, commNanos / stepsRun / 1e6)
         : "";
+    int perEpoch = stepsPerEpoch(n);
+    // steps left at the current world size (it may change in an elastic job)
+    long global = (long) config.batchSize() * worldSize;
+    long totalSteps = c.step + (n - c.offset + global - 1) / global + (long) (config.epochs() - c.epoch) * perEpoch;
+    if (c.offset >= n || c.epoch > config.epochs()) totalSteps = c.step;
+    totalSteps = Math.min(totalSteps, maxSteps);
+    int epoch = Math.min(c.epoch, config.epochs());
     listener.onLog(String.format(Locale.ROOT, "epoch %d/%d step %d/%d loss %.4f %.0f samples/s%s", epoch,
-        config.epochs(), stepInEpoch, stepsPerEpoch, loss, sps, split));
-    listener.onProgress(new Progress(step, totalSteps, epoch, config.epochs(), loss, sps,
+        config.epochs(), c.epochSteps, perEpoch, loss, sps, split));
+    listener.onProgress(new Progress(c.step, totalSteps, epoch, config.epochs(), loss, sps,
         stepsRun > 0 ? computeNanos / stepsRun / 1e6 : 0, stepsRun > 0 ? commNanos / stepsRun / 1e6 : 0,
         System.currentTimeMillis()));
   }
