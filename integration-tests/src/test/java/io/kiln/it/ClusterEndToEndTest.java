@@ -97,20 +97,28 @@ class ClusterEndToEndTest {
       assertEquals("Failed", bad.status());
       assertTrue(bad.failureReason().contains("/nonexistent/fashion"), bad.failureReason());
 
-      // A worker killed mid-job: the job fails with a clear reason, within seconds.
-      String longId = api.createJob(spec("long-mlp", SMALL_DATA, 1000)).id();
+      // A worker killed mid-job: its only rank is lost, so the job goes back to the queue and resumes
+      // from its newest checkpoint on the other worker.
+      Map<String, Object> longSpec = new java.util.HashMap<>(spec("long-mlp", SMALL_DATA, 1000));
+      longSpec.put("checkpoint", Map.of("everySteps", 20));
+      String longId = api.createJob(longSpec).id();
       JobView running = awaitProgress(api, longId);
       String victim = running.workers().get(0);
       long killedAt = System.nanoTime();
       cluster.killWorker(victim, true);
-      JobView lost = api.awaitFinal(longId, Duration.ofSeconds(60), Duration.ofMillis(250));
-      assertEquals("Failed", lost.status());
-      assertTrue(lost.failureReason().contains(victim) && lost.failureReason().contains("left the cluster"), lost.failureReason());
-      System.out.printf("worker loss detected in %.1f s%n", (System.nanoTime() - killedAt) / 1e9);
+      JobView moved = awaitRestarted(api, longId);
+      System.out.printf("worker loss detected and the job requeued in %.1f s%n", (System.nanoTime() - killedAt) / 1e9);
+      io.kiln.sdk.HistoryEntry restart = moved.history().stream().filter(h -> h.event().equals("Restarted")).findFirst().orElseThrow();
+      assertTrue(restart.detail().contains(victim) && restart.detail().contains("left the cluster"), restart.detail());
+      JobView resumedElsewhere = awaitProgress(api, longId);
+      assertFalse(resumedElsewhere.workers().contains(victim), String.valueOf(resumedElsewhere.workers()));
+      api.stopJob(longId);
+      assertEquals("Stopped", api.awaitFinal(longId, Duration.ofSeconds(60), Duration.ofMillis(250)).status());
 
       // The CLI, in process, against the same cluster.
       String listing = cli("jobs", "--data-dir", dataDir.toString());
-      assertTrue(listing.contains(done.id()) && listing.contains("Completed") && listing.contains("Failed"), listing);
+      assertTrue(listing.contains(done.id()) && listing.contains("Completed") && listing.contains("Failed")
+          && listing.contains("Stopped"), listing);
       String json = cli("describe", done.id(), "--output", "json", "--data-dir", dataDir.toString());
       assertEquals(done.modelUri(), KilnClient.MAPPER.readTree(json).get("modelUri").asText());
 
@@ -158,6 +166,17 @@ class ClusterEndToEndTest {
       Thread.sleep(200);
     }
     throw new AssertionError("job " + id + " did not start making progress");
+  }
+
+  private static JobView awaitRestarted(KilnClient api, String id) throws InterruptedException {
+    long deadline = System.nanoTime() + JOB_TIMEOUT.toNanos();
+    while (System.nanoTime() < deadline) {
+      JobView v = api.getJob(id);
+      if (v.history().stream().anyMatch(h -> h.event().equals("Restarted"))) return v;
+      assertFalse(v.isFinal(), "job ended: " + v.status() + " " + v.failureReason());
+      Thread.sleep(200);
+    }
+    throw new AssertionError("job " + id + " was not restarted");
   }
 
   private static List<JobView> withHistory(KilnClient api, List<JobView> jobs) {

@@ -116,6 +116,9 @@ public final class JobSpecs {
     if (r.getMinWorkers() < 0 || r.getMaxWorkers() < 0 || (r.getMaxWorkers() > 0 && r.getMinWorkers() > r.getMaxWorkers())) {
       d.add("resources.minWorkers/maxWorkers: need 0 <= minWorkers <= maxWorkers");
     }
+    if (!r.getRecovery().isEmpty() && !r.getRecovery().equals("elastic") && !r.getRecovery().equals("restart")) {
+      d.add("resources.recovery: '" + r.getRecovery() + "' must be elastic or restart");
+    }
     if (r.getMaxWorkers() > 64) d.add("resources.maxWorkers: " + r.getMaxWorkers() + " must be at most 64");
     if (r.getMaxWorkers() > 1 && r.getCollective().equals("nccl")) {
       d.add("resources.collective: elastic jobs (maxWorkers > 1) use the ring; nccl groups cannot regroup yet");

@@ -445,6 +445,9 @@ public final class TrainingJob
       }
       boolean survivors = s.taskIds().stream().anyMatch(t -> !lostTasks.contains(t) && !suspects.containsKey(t));
       if (!survivors) return restartOrFail(s, lost.reason() + " while running the job's last rank(s)");
+      if (s.spec().getResources().getRecovery().equals("restart")) {
+        return restartOrFail(s, lost.reason() + " (recovery: restart)");
+      }
       if (s.generation() == 0) return fail(lost.reason() + " before the job's group formed");
       for (String t : lostTasks) suspects.put(t, lost.reason());
       if (regroupStartedAt == 0) {

@@ -158,14 +158,92 @@ class TrainingJobTest {
   }
 
   @Test
-  void lostWorkerFailsTheJob() {
+  void aLostSingleRankJobGoesBackToTheQueueToResumeFromItsCheckpoint() {
     WorkerCommand.StartTask start = submitAndPlace();
     start.reportTo().tell(report("started").setStarted(TaskStarted.getDefaultInstance()).build());
     awaitStatus(JobStatus.Running);
+    start.reportTo().tell(report("ckpt").setCheckpoint(io.kiln.protocol.proto.TaskCheckpoint.newBuilder()
+        .setUri("file:/artifacts/jobs/job-1/checkpoints/step-00000020/").setStep(20).setEpoch(1)).build());
     placementRequest.replyTo().tell(new Scheduler.WorkerLost("worker-1", "worker worker-1 left the cluster"));
-    awaitStatus(JobStatus.Failed);
-    assertTrue(job.getState().failureReason().startsWith("worker worker-1 left the cluster"), job.getState().failureReason());
+    awaitStatus(JobStatus.Pending);
     scheduler.expectMessageClass(Scheduler.Release.class);
+    var again = scheduler.expectMessageClass(Scheduler.RequestPlacement.class);
+    JobState s = job.getState();
+    assertEquals(1, s.restarts());
+    JobState.HistoryEntry restarted = s.history().get(s.history().size() - 1);
+    assertEquals("Restarted", restarted.event());
+    assertTrue(restarted.detail().contains("left the cluster") && restarted.detail().contains("step-00000020"), restarted.detail());
+    // placed again: a new task resumes from the checkpoint
+    TestProbe<WorkerCommand> worker2 = kit.createTestProbe();
+    again.replyTo().tell(new Scheduler.Placed(List.of(new Scheduler.Assignment("worker-2", worker2.ref()))));
+    var start2 = worker2.expectMessageClass(WorkerCommand.StartTask.class);
+    assertEquals("job-1-r1", start2.assignment().getTaskId(), "task ids are never reused");
+    assertEquals("file:/artifacts/jobs/job-1/checkpoints/step-00000020/",
+        start2.assignment().getSpec().getCheckpoint().getResumeFrom());
+  }
+
+  /** Three ranks (min 2, max 3): one is lost, the two others continue; a new worker joins. */
+  @Test
+  void anElasticGroupLosesAMemberContinuesAndTakesANewOne() {
+    JobSpec elastic = SPEC.toBuilder().setResources(io.kiln.protocol.proto.Resources.newBuilder().setWorkers(3)
+        .setMinWorkers(2).setMaxWorkers(3)).build();
+    List<TestProbe<WorkerCommand>> w = List.of(worker, kit.createTestProbe(), kit.createTestProbe());
+    job.<StatusReply<JobState>>runCommand(replyTo -> new TrainingJob.Submit(elastic, "alice", replyTo));
+    var req = scheduler.expectMessageClass(Scheduler.RequestPlacement.class);
+    req.replyTo().tell(new Scheduler.Placed(List.of(new Scheduler.Assignment("worker-1", w.get(0).ref()),
+        new Scheduler.Assignment("worker-2", w.get(1).ref()), new Scheduler.Assignment("worker-3", w.get(2).ref()))));
+    List<WorkerCommand.StartTask> starts = w.stream().map(p -> p.expectMessageClass(WorkerCommand.StartTask.class)).toList();
+    starts.get(0).reportTo().tell(report("started").setStarted(TaskStarted.getDefaultInstance()).build());
+    for (int r = 0; r < 3; r++) rendezvous(starts.get(r), r, 0, -1, List.of());
+    for (int r = 0; r < 3; r++) assertEquals(1, w.get(r).expectMessageClass(WorkerCommand.FormGroup.class).group().getGeneration());
+    awaitStatus(JobStatus.Running);
+
+    // worker-2 dies: rank 2 sees the broken ring first and blames it; rank 0 is asked to regroup
+    rendezvous(starts.get(2), 2, 1, 41, List.of("job-1-r1"));
+    var regroup = w.get(0).expectMessageClass(WorkerCommand.RegroupTask.class);
+    assertEquals(1, regroup.generation());
+    rendezvous(starts.get(0), 0, 1, 40, List.of());
+    var g0 = w.get(0).expectMessageClass(WorkerCommand.FormGroup.class).group();
+    var g2 = w.get(2).expectMessageClass(WorkerCommand.FormGroup.class).group();
+    assertEquals(g0, g2);
+    assertEquals(2, g0.getGeneration());
+    assertEquals(List.of("job-1-r0", "job-1-r2"), g0.getTaskIdsList());
+    assertEquals(1, g0.getSourceRank(), "the rank with the most completed steps is the source");
+    assertEquals(new Scheduler.ReleaseWorker("job-1", "worker-2"), scheduler.expectMessageClass(Scheduler.ReleaseWorker.class));
+    assertEquals(new Scheduler.WantMore("job-1"), scheduler.expectMessageClass(Scheduler.WantMore.class));
+    JobState s = job.getState();
+    assertEquals(List.of("worker-1", "worker-3"), s.workerIds());
+    assertTrue(s.history().stream().anyMatch(h -> h.event().equals("MemberLeft") && h.detail().contains("worker-2")
+        && h.detail().contains("at step 41")), String.valueOf(s.history()));
+    assertTrue(s.history().get(s.history().size() - 1).detail().contains("continuing at step 41"), String.valueOf(s.history()));
+
+    // a new worker is offered: a new rank starts, and the group takes it at the next step boundary
+    TestProbe<WorkerCommand> w4 = kit.createTestProbe();
+    req.replyTo().tell(new Scheduler.Grown(new Scheduler.Assignment("worker-4", w4.ref())));
+    var start4 = w4.expectMessageClass(WorkerCommand.StartTask.class);
+    assertEquals("job-1-r3", start4.assignment().getTaskId());
+    rendezvous(start4, 2, 0, -1, List.of());
+    assertEquals(2, w.get(0).expectMessageClass(WorkerCommand.RegroupTask.class).generation());
+    assertEquals(2, w.get(2).expectMessageClass(WorkerCommand.RegroupTask.class).generation());
+    rendezvous(starts.get(0), 0, 2, 60, List.of());
+    rendezvous(starts.get(2), 1, 2, 60, List.of());
+    var g3 = w4.expectMessageClass(WorkerCommand.FormGroup.class).group();
+    assertEquals(3, g3.getGeneration());
+    assertEquals(List.of("job-1-r0", "job-1-r2", "job-1-r3"), g3.getTaskIdsList());
+    assertEquals(0, g3.getSourceRank());
+    // replay gives the same history (the recovered job then goes back to the queue: a coordinator restart)
+    JobState live = job.getState();
+    job.restart();
+    assertEquals(live.history(), job.getState().history().subList(0, live.history().size()));
+  }
+
+  private static void rendezvous(WorkerCommand.StartTask start, int rank, int fromGeneration, long step,
+      List<String> suspects) {
+    String task = start.assignment().getTaskId();
+    start.reportTo().tell(TaskReport.newBuilder().setJobId("job-1").setTaskId(task).setWorkerId("w")
+        .setRendezvous(io.kiln.protocol.proto.TaskRendezvous.newBuilder().setRank(rank).setTaskId(task)
+            .setDataAddress("127.0.0.1:" + (3000 + rank)).setBackend("ring").setFromGeneration(fromGeneration)
+            .setCompletedStep(step).addAllSuspectTaskIds(suspects).setReason("peer closed")).build());
   }
 
   @Test
@@ -191,11 +269,14 @@ class TrainingJobTest {
   }
 
   @Test
-  void aRunningJobRecoveredAfterACoordinatorCrashFailsWithAClearReason() {
+  void aRunningJobRecoveredAfterACoordinatorCrashResumesFromTheQueue() {
     submitAndPlace();
     job.restart();
-    awaitStatus(JobStatus.Failed);
-    assertTrue(job.getState().failureReason().contains("coordinator restarted"), job.getState().failureReason());
+    awaitStatus(JobStatus.Pending);
+    scheduler.expectMessageClass(Scheduler.Release.class);
+    assertEquals("job-1", scheduler.expectMessageClass(Scheduler.RequestPlacement.class).jobId());
+    JobState.HistoryEntry last = job.getState().history().get(job.getState().history().size() - 1);
+    assertTrue(last.event().equals("Restarted") && last.detail().contains("coordinator restarted"), last.toString());
   }
 
   @Test

@@ -370,6 +370,10 @@ public final class TrainingLoop {
             windowSteps = 0;
           }
         }
+      } catch (TaskStoppedException e) {
+        // where a stopped rank was, for whoever compares it with where its job resumes
+        listener.onLog("stopped at global step " + c.step + " (epoch " + c.epoch + ", sample " + c.offset + ")");
+        throw e;
       } finally {
         Chunk.close(chunk);
       }
@@ -528,6 +532,7 @@ public final class TrainingLoop {
     long epochChecksum;
     double epochLoss;
     double lastEpochLoss = Double.NaN;
+    int lastEpochSteps;
     int epochsVerified;
     int accountingErrors;
 
@@ -544,6 +549,7 @@ public final class TrainingLoop {
 
     void nextEpoch() {
       lastEpochLoss = epochSteps > 0 ? epochLoss / epochSteps : Double.NaN;
+      lastEpochSteps = epochSteps;
       epoch++;
       offset = 0;
       epochSteps = 0;
@@ -670,9 +676,12 @@ public final class TrainingLoop {
     long totalSteps = c.step + (n - c.offset + global - 1) / global + (long) (config.epochs() - c.epoch) * perEpoch;
     if (c.offset >= n || c.epoch > config.epochs()) totalSteps = c.step;
     totalSteps = Math.min(totalSteps, maxSteps);
-    int epoch = Math.min(c.epoch, config.epochs());
+    // right after an epoch ended, report the finished epoch (as "epoch 3/3 step 47/47")
+    boolean atBoundary = c.offset == 0 && c.epochSteps == 0 && c.epoch > 1;
+    int epoch = atBoundary ? c.epoch - 1 : Math.min(c.epoch, config.epochs());
+    int stepInEpoch = atBoundary ? c.lastEpochSteps : c.epochSteps;
     listener.onLog(String.format(Locale.ROOT, "epoch %d/%d step %d/%d loss %.4f %.0f samples/s%s", epoch,
-        config.epochs(), c.epochSteps, perEpoch, loss, sps, split));
+        config.epochs(), stepInEpoch, perEpoch, loss, sps, split));
     listener.onProgress(new Progress(c.step, totalSteps, epoch, config.epochs(), loss, sps,
         stepsRun > 0 ? computeNanos / stepsRun / 1e6 : 0, stepsRun > 0 ? commNanos / stepsRun / 1e6 : 0,
         System.currentTimeMillis()));

@@ -111,9 +111,9 @@ class WorkerAgentTest {
     assertEquals(TaskReport.KindCase.COMPLETED, last.getKindCase(), rest.toString());
     List<TaskReport> progress = rest.stream().filter(TaskReport::hasProgress).toList();
     assertTrue(!progress.isEmpty(), "at least the final progress report");
-    assertEquals(2 * (3000 / 64), progress.get(progress.size() - 1).getProgress().getStep());
+    assertEquals(2 * 47, progress.get(progress.size() - 1).getProgress().getStep());
     assertTrue(rest.stream().filter(TaskReport::hasLogs).flatMap(r -> r.getLogs().getLinesList().stream())
-        .anyMatch(l -> l.getMessage().startsWith("epoch 2/2 step 46/46 loss ")));
+        .anyMatch(l -> l.getMessage().startsWith("epoch 2/2 step 47/47 loss ")));
     assertTrue(last.getCompleted().getMetricsMap().get("test_accuracy") > 0.6);
     assertTrue(Files.exists(tmp.resolve("jobs/t-run/model/model.json")));
 

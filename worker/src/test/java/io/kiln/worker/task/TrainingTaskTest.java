@@ -159,19 +159,19 @@ class TrainingTaskTest {
     assertEquals(TaskReport.KindCase.COMPLETED, last.getKindCase(), reports.toString());
     List<TaskCheckpoint> checkpoints = reports.stream().filter(r -> r.getKindCase() == TaskReport.KindCase.CHECKPOINT)
         .map(TaskReport::getCheckpoint).toList();
-    // due at 20, 40 and the epoch end 46 (one may be skipped if the previous write were slow; the last never is)
+    // due at 20, 40 and the epoch end 47 (one may be skipped if the previous write were slow; the last never is)
     assertTrue(checkpoints.size() >= 2, checkpoints.toString());
     TaskCheckpoint end = checkpoints.get(checkpoints.size() - 1);
-    assertEquals(46, end.getStep());
+    assertEquals(47, end.getStep());
     assertEquals(1, end.getEpoch());
-    assertEquals(46, end.getStepInEpoch());
+    assertEquals(47, end.getStepInEpoch());
     assertTrue(end.getEpochEnd());
-    assertEquals(jobDir.resolve("checkpoints/step-00000046").toUri().toString(), end.getUri());
+    assertEquals(jobDir.resolve("checkpoints/step-00000047").toUri().toString(), end.getUri());
     assertEquals(20, checkpoints.get(0).getStep());
     JsonObject ck = JsonParser.parseString(Files.readString(Path.of(URI.create(end.getUri())).resolve(
         "checkpoint.json"))).getAsJsonObject();
     assertEquals("job-c1", ck.get("job_id").getAsString());
-    assertEquals(46, ck.getAsJsonObject("position").get("global_step").getAsLong());
+    assertEquals(47, ck.getAsJsonObject("position").get("global_step").getAsLong());
     for (TaskReport r : reports) assertEquals("job-c1", r.getJobId());
     // keep = 2
     assertEquals(2, Checkpoints.list(io.kiln.artifacts.ArtifactStore.forRoot(jobDir.toUri()),
@@ -185,13 +185,13 @@ class TrainingTaskTest {
     List<TaskReport> reports2 = run(b, new StopSignal());
     TaskReport last2 = reports2.get(reports2.size() - 1);
     assertEquals(TaskReport.KindCase.COMPLETED, last2.getKindCase(), reports2.toString());
-    assertEquals(92.0, last2.getCompleted().getMetricsMap().get("steps"));
-    assertTrue(logText(reports2).contains("resumed from " + end.getUri() + " at epoch 2 step 0 (global step 46)"),
+    assertEquals(94.0, last2.getCompleted().getMetricsMap().get("steps"));
+    assertTrue(logText(reports2).contains("resumed from " + end.getUri() + " at epoch 2 sample 0 (step 0 in the epoch, global step 47)"),
         logText(reports2));
     List<TaskCheckpoint> checkpoints2 = reports2.stream().filter(r -> r.getKindCase() == TaskReport.KindCase.CHECKPOINT)
         .map(TaskReport::getCheckpoint).toList();
     assertEquals(1, checkpoints2.size(), checkpoints2.toString());
-    assertEquals(92, checkpoints2.get(0).getStep());
+    assertEquals(94, checkpoints2.get(0).getStep());
     assertEquals(2, checkpoints2.get(0).getEpoch());
   }
 
@@ -202,7 +202,7 @@ class TrainingTaskTest {
         "job-k1", 0, 0, "");
     List<TaskReport> r = run(a, new StopSignal());
     assertEquals(TaskReport.KindCase.COMPLETED, r.get(r.size() - 1).getKindCase(), r.toString());
-    Path state = jobDir.resolve("checkpoints/step-00000046/state.bin");
+    Path state = jobDir.resolve("checkpoints/step-00000047/state.bin");
     byte[] bytes = Files.readAllBytes(state);
     bytes[bytes.length / 2] ^= 0x10;
     Files.write(state, bytes);
@@ -220,19 +220,7 @@ class TrainingTaskTest {
     assertEquals("cannot resume from checkpoint: " + tmp.resolve("no-such-job").toUri() + "/: no such checkpoint "
         + "folder (it does not exist)", reason);
 
-    // another global batch: the position in the epoch would not map
-    TaskAssignment d = withCheckpoints(assignment("mlp", TestData.fashionSmall().toString(), tmp.resolve("jobs/job-k4"),
-        "hidden", "16", "batch_size", "32"), "job-k4", 0, 0, jobDir.resolve("checkpoints/step-00000046").toString());
-    Files.write(state, flip(bytes));
-    r = run(d, new StopSignal());
-    reason = r.get(r.size() - 1).getFailed().getReason();
-    assertTrue(reason.startsWith("cannot resume from checkpoint: checkpoint " + state.getParent().toUri())
-        && reason.contains("world size 1 x batch_size 64") && reason.contains("world size 1 x batch_size 32"), reason);
+    // (another batch size or world size is accepted: the checkpoint's position is a sample offset)
   }
 
-  private static byte[] flip(byte[] b) {
-    byte[] c = b.clone();
-    c[c.length / 2] ^= 0x10;
-    return c;
-  }
 }

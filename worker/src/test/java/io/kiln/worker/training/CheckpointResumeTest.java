@@ -33,7 +33,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Training N steps straight equals training K steps, checkpointing, and resuming in a fresh loop
  * for N-K steps: mid-epoch, at an epoch end, and (same global batch) on another number of ranks.
- * 3,000 samples, batch 64: 46 steps per epoch.
+ * 3,000 samples, batch 64: 47 steps per epoch (the last one of 56 samples).
  */
 class CheckpointResumeTest {
   static final Map<String, String> HP = Map.of("hidden", "32");
@@ -97,7 +97,7 @@ class CheckpointResumeTest {
     // the job folder means its newest complete checkpoint
     Checkpoint c = Checkpoints.load(Checkpoints.resolve(job.toString()));
     assertEquals(job.resolve("checkpoints/step-00000020").toUri(), c.uri());
-    assertEquals(new CheckpointMetadata.Position(20, 1, 20, 46, false), c.position());
+    assertEquals(new CheckpointMetadata.Position(20, 1, 20, 47, false, 20 * 64), c.position());
     assertEquals(8, c.metadata().tensors().size()); // 2 layers' weights and biases, then their momentum
     List<String> lines = new ArrayList<>();
     float[][] resumed = parameters(new TrainingLoop(ModelDefinitions.get("mlp"), HP, CFG, 0, 1, GradientSync.NONE)
@@ -108,7 +108,7 @@ class CheckpointResumeTest {
           }
         }), 60);
     assertParametersEqual(straight, resumed, 1e-6f);
-    assertTrue(lines.contains("resumed from " + c.uri() + " at epoch 1 step 20 (global step 20)"), lines.toString());
+    assertTrue(lines.contains("resumed from " + c.uri() + " at epoch 1 sample 1280 (step 20 in the epoch, global step 20)"), lines.toString());
   }
 
   @Test
@@ -116,19 +116,19 @@ class CheckpointResumeTest {
     Path job = tmp.resolve("job-b");
     List<String> logs = new CopyOnWriteArrayList<>();
     try (CheckpointWriter w = writer(job, 3, logs)) {
-      // epoch end at 46, then the final one at 50 (max_steps)
+      // epoch end at 47, then the final one at 50 (max_steps)
       parameters(new TrainingLoop(ModelDefinitions.get("mlp"), HP, CFG.withMaxSteps(50), 0, 1, GradientSync.NONE)
           .checkpoints(w, 0), 50);
     }
-    Checkpoint end = Checkpoints.load(job.resolve("checkpoints/step-00000046").toUri());
-    assertEquals(new CheckpointMetadata.Position(46, 1, 46, 46, true), end.position());
+    Checkpoint end = Checkpoints.load(job.resolve("checkpoints/step-00000047").toUri());
+    assertEquals(new CheckpointMetadata.Position(47, 1, 47, 47, true, 3000), end.position());
     assertEquals(2, end.position().resumeEpoch());
     assertEquals(0, end.position().resumeStepInEpoch());
     assertParametersEqual(straight, parameters(new TrainingLoop(ModelDefinitions.get("mlp"), HP, CFG, 0, 1,
         GradientSync.NONE).resumeFrom(end), 60), 1e-6f);
 
     Checkpoint last = Checkpoints.load(Checkpoints.resolve(job.resolve("checkpoints").toString()));
-    assertEquals(new CheckpointMetadata.Position(50, 2, 4, 46, false), last.position());
+    assertEquals(new CheckpointMetadata.Position(50, 2, 3, 47, false, 3 * 64), last.position());
     assertParametersEqual(straight, parameters(new TrainingLoop(ModelDefinitions.get("mlp"), HP, CFG, 0, 1,
         GradientSync.NONE).resumeFrom(last), 60), 1e-6f);
   }
@@ -167,11 +167,8 @@ class CheckpointResumeTest {
           .checkpoints(w, 0), 5);
     }
     Checkpoint c = Checkpoints.load(Checkpoints.resolve(job.toString()));
-    CheckpointException e = assertThrows(CheckpointException.class, () -> new TrainingLoop(ModelDefinitions.get("mlp"),
-        HP, CFG.withBatchSize(32), 0, 1, GradientSync.NONE).resumeFrom(c).train(train));
-    assertTrue(e.getMessage().contains("world size 1 x batch_size 64 (global batch 64)")
-        && e.getMessage().contains("world size 1 x batch_size 32 (global batch 32)")
-        && e.getMessage().contains(c.uri().toString()), e.getMessage());
+    // (a different batch size or world size is fine: the checkpoint's position is a sample offset)
+    CheckpointException e;
     e = assertThrows(CheckpointException.class, () -> new TrainingLoop(ModelDefinitions.get("mlp"),
         Map.of("hidden", "16"), CFG, 0, 1, GradientSync.NONE).resumeFrom(c).train(train));
     assertTrue(e.getMessage().contains("(32, 784)") && e.getMessage().contains("(16, 784)"), e.getMessage());

@@ -1,0 +1,125 @@
+package io.kiln.it;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import io.kiln.cli.local.LocalCluster;
+import io.kiln.sdk.HistoryEntry;
+import io.kiln.sdk.JobView;
+import io.kiln.sdk.KilnClient;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Predicate;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Elastic data-parallel training with real processes: three worker JVMs train one job; one is
+ * killed with SIGKILL mid-epoch and the other two continue from the last completed step; a new
+ * worker started afterwards joins the running job; the job finishes with every epoch's samples used
+ * exactly once (from the job's own accounting) and a history that shows each membership change.
+ * Then a job with {@code recovery: restart} loses a worker and resumes from its checkpoint instead.
+ */
+class ElasticTrainingTest {
+  static final Duration JOB_TIMEOUT = Duration.ofSeconds(240);
+
+  @TempDir Path dataDir;
+
+  static Map<String, Object> elasticSpec(String name, int epochs, Object workers, String recovery) {
+    Map<String, Object> spec = new HashMap<>(ClusterEndToEndTest.spec(name, ClusterEndToEndTest.SMALL_DATA, epochs));
+    spec.put("resources", Map.of("workers", workers, "recovery", recovery));
+    spec.put("checkpoint", Map.of("everySteps", 25));
+    return spec;
+  }
+
+  @Test
+  void survivorsContinueAWorkerJoinsAndNoSampleIsLostOrRepeated() throws Exception {
+    LocalCluster.Options o = LocalCluster.Options.builder()
+        .repoRoot(ClusterEndToEndTest.REPO).dataDir(dataDir).workers(3).apiPort(0).clusterPort(0).journal("h2")
+        .readyTimeout(Duration.ofSeconds(150)).killOnExit(true).build();
+    try (LocalCluster cluster = LocalCluster.start(o)) {
+      KilnClient api = cluster.client();
+      int epochs = 40;
+      String id = api.createJob(elasticSpec("elastic-mlp", epochs, Map.of("min", 2, "max", 3), "elastic")).id();
+      await(api, id, v -> historyCount(v, "GroupFormed") >= 1 && v.progress() != null && v.progress().step() > 30,
+          "the 3-rank group formed and trains");
+      JobView before = api.getJob(id);
+      assertEquals(3, before.workers().size(), String.valueOf(before.history()));
+
+      // kill -9 one rank mid-epoch: the other two regroup and continue
+      String victim = before.workers().get(1);
+      Instant killedAt = Instant.now();
+      cluster.killWorker(victim, true);
+      JobView regrouped = await(api, id, v -> historyCount(v, "GroupFormed") >= 2, "the survivors regroup");
+      HistoryEntry g2 = last(regrouped, "GroupFormed");
+      double resumedAfter = Duration.between(killedAt, Instant.parse(g2.at())).toMillis() / 1000.0;
+      System.out.printf("kill -9 %s -> generation 2 formed in %.2f s: %s%n", victim, resumedAfter, g2.detail());
+      assertTrue(g2.detail().contains("2 ranks"), g2.detail());
+      assertTrue(regrouped.history().stream().anyMatch(h -> h.event().equals("MemberLeft") && h.detail().contains(victim)),
+          String.valueOf(regrouped.history()));
+      assertTrue(resumedAfter < 15, "regrouped " + resumedAfter + " s after the kill");
+
+      // a new worker joins the running job at a step boundary
+      cluster.addWorker();
+      JobView grown = await(api, id, v -> historyCount(v, "GroupFormed") >= 3, "a new worker joins");
+      assertTrue(last(grown, "GroupFormed").detail().contains("3 ranks"), last(grown, "GroupFormed").detail());
+      assertTrue(grown.history().stream().anyMatch(h -> h.event().equals("MemberJoined")), String.valueOf(grown.history()));
+
+      JobView done = api.awaitFinal(id, JOB_TIMEOUT, Duration.ofMillis(500));
+      assertEquals("Completed", done.status(), done.failureReason());
+      assertEquals(epochs, done.metric("epochs_exactly_once").intValue(), "epochs whose samples were each used once");
+      assertEquals(0, done.metric("sample_accounting_errors").intValue());
+      assertTrue(done.testAccuracy() > 0.7, "test accuracy " + done.testAccuracy());
+      List<String> log = new java.util.ArrayList<>();
+      api.streamLogs(id, false, l -> log.add(l.message()));
+      assertTrue(log.stream().anyMatch(l -> l.startsWith("generation 2: rank")), String.join("\n", log));
+    }
+  }
+
+  @Test
+  void restartRecoveryResumesFromTheCheckpointOnTheSurvivors() throws Exception {
+    LocalCluster.Options o = LocalCluster.Options.builder()
+        .repoRoot(ClusterEndToEndTest.REPO).dataDir(dataDir).workers(3).apiPort(0).clusterPort(0).journal("h2")
+        .readyTimeout(Duration.ofSeconds(150)).killOnExit(true).build();
+    try (LocalCluster cluster = LocalCluster.start(o)) {
+      KilnClient api = cluster.client();
+      String id = api.createJob(elasticSpec("restart-mlp", 12, Map.of("min", 2, "max", 3), "restart")).id();
+      await(api, id, v -> historyCount(v, "GroupFormed") >= 1 && v.progress() != null && v.progress().step() > 60,
+          "a checkpoint is committed");
+      String victim = api.getJob(id).workers().get(0);
+      cluster.killWorker(victim, true);
+      JobView restarted = await(api, id, v -> historyCount(v, "Restarted") >= 1 && historyCount(v, "GroupFormed") >= 2,
+          "the job restarts from its checkpoint");
+      assertTrue(last(restarted, "Restarted").detail().contains("resuming from"), last(restarted, "Restarted").detail());
+      JobView done = api.awaitFinal(id, JOB_TIMEOUT, Duration.ofMillis(500));
+      assertEquals("Completed", done.status(), done.failureReason());
+      List<String> log = new java.util.ArrayList<>();
+      api.streamLogs(id, false, l -> log.add(l.message()));
+      assertTrue(log.stream().anyMatch(l -> l.startsWith("resumed from")), String.join("\n", log));
+    }
+  }
+
+  static long historyCount(JobView v, String event) {
+    return v.history().stream().filter(h -> h.event().equals(event)).count();
+  }
+
+  static HistoryEntry last(JobView v, String event) {
+    List<HistoryEntry> h = v.history().stream().filter(e -> e.event().equals(event)).toList();
+    return h.get(h.size() - 1);
+  }
+
+  static JobView await(KilnClient api, String id, Predicate<JobView> condition, String what) throws InterruptedException {
+    long deadline = System.nanoTime() + JOB_TIMEOUT.toNanos();
+    JobView v = null;
+    while (System.nanoTime() < deadline) {
+      v = api.getJob(id);
+      if (condition.test(v)) return v;
+      assertFalse(v.isFinal(), "job ended before " + what + ": " + v.status() + " " + v.failureReason() + " " + v.history());
+      Thread.sleep(200);
+    }
+    throw new AssertionError("timed out waiting until " + what + ": " + (v == null ? "" : v.history()));
+  }
+}
