@@ -281,23 +281,31 @@ public final class TrainingJob
     for (String suspect : r.getSuspectTaskIdsList()) {
       suspects.putIfAbsent(suspect, "reported failed by " + taskId + ": " + r.getReason());
     }
+    if (r.getFromGeneration() > 0 && s.spec().getResources().getRecovery().equals("restart")
+        && !r.getReason().startsWith(REGROUP_ASKED)) {
+      return restartOrFail(s, "task " + taskId + " left generation " + r.getFromGeneration() + " at step "
+          + r.getCompletedStep() + ": " + r.getReason() + " (recovery: restart)");
+    }
     if (s.generation() > 0 && regroupStartedAt == 0) {
       // the first member to leave the current generation: everyone regroups at their next step boundary
       regroupStartedAt = System.currentTimeMillis();
       String why = r.getFromGeneration() == 0 ? "task " + taskId + " joins" : "task " + taskId + " left generation "
           + r.getFromGeneration() + " at step " + r.getCompletedStep() + ": " + r.getReason();
       deps.telemetry().controlLog(jobId, "WARN", "regrouping: " + why);
-      askMembersToRegroup(s, why);
+      askMembersToRegroup(s, why, r.getFromGeneration() > 0);
       timers.startSingleTimer(RegroupTimedOut.INSTANCE, deps.elastic().regroupTimeout());
     }
     return tryForm(s, false);
   }
 
-  private void askMembersToRegroup(JobState s, String why) {
+  /** {@code urgent}: a member was lost, so a collective in flight can only fail; abort it now. */
+  private void askMembersToRegroup(JobState s, String why, boolean urgent) {
     for (int i = 0; i < s.taskIds().size(); i++) {
       String t = s.taskIds().get(i);
       ActorRef<WorkerCommand> w = workerRefs.get(s.workerIds().get(i));
-      if (w != null && !rendezvous.containsKey(t)) w.tell(new WorkerCommand.RegroupTask(jobId, t, s.generation(), why));
+      if (w != null && !rendezvous.containsKey(t) && !suspects.containsKey(t)) {
+        w.tell(new WorkerCommand.RegroupTask(jobId, t, s.generation(), why, urgent));
+      }
     }
   }
 
@@ -382,13 +390,20 @@ public final class TrainingJob
       String workerId = before.workerIds().get(before.taskIds().indexOf(t));
       ActorRef<WorkerCommand> w = workerRefs.get(workerId);
       if (w != null) w.tell(new WorkerCommand.StopTask(jobId, t, "dropped from the job's group"));
-      deps.scheduler().tell(new Scheduler.ReleaseWorker(jobId, workerId));
+      deps.scheduler().tell(new Scheduler.ReleaseWorker(jobId, workerId, true));
       rendezvous.remove(t);
       suspects.remove(t);
     }
   }
 
-  /** All ranks are gone: back to the queue to resume from the newest checkpoint, or fail. */
+  /** How a worker says it left its generation because the coordinator asked (not a failure). */
+  static final String REGROUP_ASKED = "the coordinator asked for a regroup";
+
+  /**
+   * All ranks are gone (or the job restarts by policy): back to the queue to resume from the newest
+   * checkpoint, or fail after too many restarts. Workers of failed ranks are not placed on again
+   * until they answer (see {@link Scheduler.ReleaseWorker}).
+   */
   private ReplyEffect<JobEvent, JobState> restartOrFail(JobState s, String reason) {
     if (s.restarts() >= deps.elastic().maxRestarts()) {
       return fail(reason + " (gave up after " + s.restarts() + " restart(s) from checkpoints)");
@@ -397,6 +412,10 @@ public final class TrainingJob
             .setResumeFrom(s.checkpointUri())).build())
         .thenRun(ns -> {
           stopTasks(s, "the job restarts from its checkpoint");
+          for (String t : suspects.keySet()) {
+            int i = s.taskIds().indexOf(t);
+            if (i >= 0) deps.scheduler().tell(new Scheduler.ReleaseWorker(jobId, s.workerIds().get(i), true));
+          }
           timers.cancelAll();
           rendezvous.clear();
           suspects.clear();
@@ -448,12 +467,12 @@ public final class TrainingJob
       if (s.spec().getResources().getRecovery().equals("restart")) {
         return restartOrFail(s, lost.reason() + " (recovery: restart)");
       }
-      if (s.generation() == 0) return fail(lost.reason() + " before the job's group formed");
+      if (s.generation() == 0) return restartOrFail(s, lost.reason() + " before the job's group formed");
       for (String t : lostTasks) suspects.put(t, lost.reason());
       if (regroupStartedAt == 0) {
         regroupStartedAt = System.currentTimeMillis();
         deps.telemetry().controlLog(jobId, "WARN", "regrouping: " + lost.reason());
-        askMembersToRegroup(s, lost.reason());
+        askMembersToRegroup(s, lost.reason(), true);
         timers.startSingleTimer(RegroupTimedOut.INSTANCE, deps.elastic().regroupTimeout());
       }
       return tryForm(s, false);
@@ -465,7 +484,7 @@ public final class TrainingJob
   private ReplyEffect<JobEvent, JobState> onGrown(JobState s, Scheduler.Assignment a) {
     if (s.status() != JobStatus.Running || s.generation() == 0 || s.taskIds().size() >= s.maxWorkers()
         || s.workerIds().contains(a.workerId())) {
-      deps.scheduler().tell(new Scheduler.ReleaseWorker(jobId, a.workerId()));
+      deps.scheduler().tell(new Scheduler.ReleaseWorker(jobId, a.workerId(), false));
       return Effect().noReply();
     }
     String taskId = jobId + "-r" + s.tasksStarted();

@@ -39,8 +39,12 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
   /** The job no longer needs its workers (it ended), or no longer waits for them. */
   public record Release(String jobId) implements Command {}
 
-  /** An elastic job gives back one worker (a rank it dropped, or an offered worker it cannot use). */
-  public record ReleaseWorker(String jobId, String workerId) implements Command {}
+  /**
+   * An elastic job gives back one worker: an offered worker it cannot use, or the worker of a rank
+   * it dropped ({@code suspect}: the rank failed or went silent, so the worker is not offered again
+   * until it answers a fresh DescribeWorker; a dead one never does and leaves the cluster).
+   */
+  public record ReleaseWorker(String jobId, String workerId, boolean suspect) implements Command {}
 
   /**
    * An elastic job below its maximum would take one more worker: the next free worker that fits is
@@ -58,6 +62,11 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
   private record WorkerDescribed(ActorRef<WorkerCommand> ref, WorkerInfo info) implements Command {}
 
   private record DescribeFailed(ActorRef<WorkerCommand> ref, String reason) implements Command {}
+
+  private record WorkerVerified(String workerId) implements Command {}
+
+  /** A suspect did not answer: it stays out of placement until it leaves the cluster. */
+  private record WorkerVerifyFailed() implements Command {}
 
   /** Messages to a job. */
   public sealed interface JobNotice {}
@@ -94,6 +103,8 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
   private final LinkedHashMap<String, Request> queue = new LinkedHashMap<>();
   private final Map<String, Allocation> allocations = new HashMap<>();
   private final Set<ActorRef<WorkerCommand>> describing = new HashSet<>();
+  /** Workers of dropped ranks, not placed on until they answer again (see {@link ReleaseWorker}). */
+  private final Set<String> suspects = new HashSet<>();
 
   private Scheduler(ActorContext<Command> context) {
     super(context);
@@ -111,6 +122,14 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
         .onMessage(Release.class, this::onRelease)
         .onMessage(ReleaseWorker.class, this::onReleaseWorker)
         .onMessage(WantMore.class, this::onWantMore)
+        .onMessage(WorkerVerifyFailed.class, v -> this)
+        .onMessage(WorkerVerified.class, v -> {
+          if (suspects.remove(v.workerId())) {
+            getContext().getLog().info("worker {} answers again: it can take work", v.workerId());
+            drainQueue();
+          }
+          return this;
+        })
         .onMessage(ListWorkers.class, this::onList)
         .onMessage(GetQueueReason.class, this::onQueueReason)
         .build();
@@ -126,6 +145,7 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
       Map.Entry<ActorRef<WorkerCommand>, Registered> e = it.next();
       if (!live.contains(e.getKey())) {
         it.remove();
+        suspects.remove(e.getValue().slot().workerId());
         workerGone(e.getValue().slot(), "worker " + e.getValue().slot().workerId() + " left the cluster (node "
             + e.getKey().path().address() + " crashed, was stopped or became unreachable)");
       }
@@ -193,6 +213,13 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
     rest.remove(msg.workerId());
     allocations.put(msg.jobId(), a.with(rest, a.wantsMore()));
     updateSlot(msg.workerId(), s -> withUse(s, a.resources(), msg.jobId(), -1));
+    if (msg.suspect()) {
+      suspects.add(msg.workerId());
+      workers.values().stream().filter(r -> r.slot().workerId().equals(msg.workerId())).findFirst()
+          .ifPresent(r -> getContext().ask(WorkerInfo.class, r.ref(), Duration.ofSeconds(5),
+              WorkerCommand.DescribeWorker::new,
+              (info, failure) -> info != null ? new WorkerVerified(msg.workerId()) : new WorkerVerifyFailed()));
+    }
     drainQueue();
     return this;
   }
@@ -287,7 +314,7 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
   }
 
   private List<WorkerSlot> slots() {
-    return workers.values().stream().map(Registered::slot).toList();
+    return workers.values().stream().map(Registered::slot).filter(s -> !suspects.contains(s.workerId())).toList();
   }
 
   private void updateSlot(String workerId, java.util.function.UnaryOperator<WorkerSlot> f) {

@@ -209,7 +209,7 @@ class TrainingJobTest {
     assertEquals(2, g0.getGeneration());
     assertEquals(List.of("job-1-r0", "job-1-r2"), g0.getTaskIdsList());
     assertEquals(1, g0.getSourceRank(), "the rank with the most completed steps is the source");
-    assertEquals(new Scheduler.ReleaseWorker("job-1", "worker-2"), scheduler.expectMessageClass(Scheduler.ReleaseWorker.class));
+    assertEquals(new Scheduler.ReleaseWorker("job-1", "worker-2", true), scheduler.expectMessageClass(Scheduler.ReleaseWorker.class));
     assertEquals(new Scheduler.WantMore("job-1"), scheduler.expectMessageClass(Scheduler.WantMore.class));
     JobState s = job.getState();
     assertEquals(List.of("worker-1", "worker-3"), s.workerIds());

@@ -81,7 +81,7 @@ public final class KilnSerializer extends SerializerWithStringManifest {
       b.setFormGroup(FormGroupWire.newBuilder().setJobId(g.jobId()).setTaskId(g.taskId()).setGroup(g.group()));
     } else if (command instanceof WorkerCommand.RegroupTask g) {
       b.setRegroup(io.kiln.protocol.proto.RegroupTaskWire.newBuilder().setJobId(g.jobId()).setTaskId(g.taskId())
-          .setGeneration(g.generation()).setReason(g.reason()));
+          .setGeneration(g.generation()).setReason(g.reason()).setUrgent(g.urgent()));
     }
     return b.build();
   }
@@ -96,7 +96,7 @@ public final class KilnSerializer extends SerializerWithStringManifest {
       case FORM_GROUP -> new WorkerCommand.FormGroup(e.getFormGroup().getJobId(), e.getFormGroup().getTaskId(),
           e.getFormGroup().getGroup());
       case REGROUP -> new WorkerCommand.RegroupTask(e.getRegroup().getJobId(), e.getRegroup().getTaskId(),
-          e.getRegroup().getGeneration(), e.getRegroup().getReason());
+          e.getRegroup().getGeneration(), e.getRegroup().getReason(), e.getRegroup().getUrgent());
       case KIND_NOT_SET -> throw new NotSerializableException("WorkerCommandEnvelope without a command");
     };
   }

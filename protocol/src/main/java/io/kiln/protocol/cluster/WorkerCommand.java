@@ -33,8 +33,11 @@ public sealed interface WorkerCommand extends KilnWireMessage
   record FormGroup(String jobId, String taskId, io.kiln.protocol.proto.GroupSpec group) implements WorkerCommand {}
 
   /**
-   * Elastic jobs: leave generation {@code generation} at the next step boundary and report a new
-   * TaskRendezvous (members change: a rank joins, or one was lost).
+   * Elastic jobs: leave generation {@code generation} and report a new TaskRendezvous (members
+   * change: a rank joins, or one was lost). {@code urgent} (a member was lost): abort a collective in
+   * flight rather than wait for it to time out on a peer that no longer answers; otherwise leave at
+   * the next step boundary.
    */
-  record RegroupTask(String jobId, String taskId, int generation, String reason) implements WorkerCommand {}
+  record RegroupTask(String jobId, String taskId, int generation, String reason, boolean urgent)
+      implements WorkerCommand {}
 }

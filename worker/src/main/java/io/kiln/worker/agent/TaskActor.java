@@ -29,7 +29,7 @@ public final class TaskActor {
   public record GroupFormed(io.kiln.protocol.proto.GroupSpec group) implements Command {}
 
   /** Elastic jobs: leave generation {@code generation} at the next step boundary and rejoin. */
-  public record Regroup(int generation, String reason) implements Command {}
+  public record Regroup(int generation, String reason, boolean urgent) implements Command {}
 
   /** Cancel the task; it reports {@code failed} with reason {@code "stopped: <reason>"}. */
   public record Stop(String reason) implements Command {}
@@ -72,7 +72,7 @@ public final class TaskActor {
             return Behaviors.same();
           })
           .onMessage(Regroup.class, g -> {
-            rendezvous.requestRegroup(g.generation(), g.reason());
+            rendezvous.requestRegroup(g.generation(), g.reason(), g.urgent());
             return Behaviors.same();
           })
           .onMessageEquals(Finished.INSTANCE, Behaviors::stopped)

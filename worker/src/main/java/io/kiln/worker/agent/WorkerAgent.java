@@ -147,7 +147,7 @@ public final class WorkerAgent {
 
     private Behavior<WorkerCommand> onRegroup(WorkerCommand.RegroupTask g) {
       Running r = tasks.get(g.taskId());
-      if (r != null) r.ref().tell(new TaskActor.Regroup(g.generation(), g.reason()));
+      if (r != null) r.ref().tell(new TaskActor.Regroup(g.generation(), g.reason(), g.urgent()));
       return Behaviors.same();
     }
 

@@ -34,9 +34,9 @@ public final class ElasticCollectiveSync implements ElasticSync {
   private final CollectiveOptions options;
   private final int bucketBytes;
   private final Duration joinTimeout;
-  private GroupSpec group;
-  private View view;
-  private CollectiveGradientSync buckets;
+  private volatile GroupSpec group;
+  private volatile View view;
+  private volatile CollectiveGradientSync buckets;
 
   /** Opens the ring of {@code group} (already formed) on {@code listener}. */
   ElasticCollectiveSync(String taskId, String host, GroupRendezvous rendezvous, CollectiveOptions options,
@@ -48,6 +48,16 @@ public final class ElasticCollectiveSync implements ElasticSync {
     this.bucketBytes = bucketBytes;
     this.joinTimeout = joinTimeout;
     open(group, listener);
+    // a member was lost while this rank may wait inside a collective on it (a frozen or cut-off
+    // peer answers nothing until the collective's timeout): closing the collective fails it now
+    rendezvous.onUrgentRegroup(generation -> {
+      CollectiveGradientSync current = buckets;
+      View v = view;
+      if (current != null && v != null && v.generation() <= generation) {
+        log.info("task {}: aborting generation {}'s collective: a member was lost", taskId, v.generation());
+        current.collective().close();
+      }
+    });
   }
 
   @Override

@@ -27,6 +27,7 @@ public final class GroupRendezvous {
   /** Generation the coordinator asked this rank to leave (0: none asked). */
   private final AtomicInteger regroupFrom = new AtomicInteger();
   private volatile String regroupReason = "";
+  private volatile java.util.function.IntConsumer abortHook;
 
   public GroupRendezvous(TaskEvents events, StopSignal stop) {
     this.events = events;
@@ -59,10 +60,20 @@ public final class GroupRendezvous {
     notifyAll();
   }
 
-  /** The coordinator asks the rank to leave {@code generation} at its next step boundary. */
-  public void requestRegroup(int generation, String reason) {
+  /**
+   * The coordinator asks the rank to leave {@code generation}: at its next step boundary, or at
+   * once when {@code urgent} (a member was lost: the abort hook fails a collective in flight).
+   */
+  public void requestRegroup(int generation, String reason, boolean urgent) {
     regroupReason = reason == null ? "" : reason;
     regroupFrom.accumulateAndGet(generation, Math::max);
+    java.util.function.IntConsumer hook = abortHook;
+    if (urgent && hook != null) hook.accept(generation);
+  }
+
+  /** Called (on the actor's thread) with the generation to abort when an urgent regroup arrives. */
+  public void onUrgentRegroup(java.util.function.IntConsumer hook) {
+    this.abortHook = hook;
   }
 
   /** True when the coordinator asked this rank to leave {@code generation} (or a later one). */
