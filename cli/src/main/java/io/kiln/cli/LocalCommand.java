@@ -18,10 +18,11 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-/** {@code kiln local up|down|status}: a coordinator and workers as local processes. */
+/** {@code kiln local up|down|status|add-worker|kill}: a coordinator and workers as local processes. */
 @Command(name = "local", mixinStandardHelpOptions = true,
         description = "Run a local Kiln cluster: one coordinator and N worker JVMs on 127.0.0.1.",
-        subcommands = {LocalCommand.Up.class, LocalCommand.Down.class, LocalCommand.Status.class})
+        subcommands = {LocalCommand.Up.class, LocalCommand.Down.class, LocalCommand.Status.class, LocalCommand.AddWorker.class,
+            LocalCommand.Kill.class})
 public final class LocalCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -224,5 +225,65 @@ public final class LocalCommand implements Callable<Integer> {
             out.flush();
             return c.isRunning() ? ExitCodes.OK : ExitCodes.API;
         }
+    }
+
+    /** {@code kiln local add-worker}: one more worker JVM (elastic jobs below their maximum take it). */
+    @Command(name = "add-worker", mixinStandardHelpOptions = true,
+            description = "Start one more worker JVM in the running local cluster; it joins the cluster, and elastic jobs "
+                    + "below their maximum of workers take it at their next step boundary.")
+    static final class AddWorker implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--data-dir", paramLabel = "DIR", description = "Data dir (default: KILN_DATA_DIR, else ~/.kiln).")
+        Path dataDir;
+
+        @Override
+        public Integer call() {
+            PrintWriter out = spec.commandLine().getOut();
+            LocalCluster c = running(dataDir(dataDir));
+            LocalCluster.Node n = c.addWorker();
+            out.println("Started " + n.name() + " (pid " + n.pid() + ", log " + n.logFile() + ").");
+            out.flush();
+            return ExitCodes.OK;
+        }
+    }
+
+    /** {@code kiln local kill NODE}: what a crash looks like, for trying out fault tolerance. */
+    @Command(name = "kill", mixinStandardHelpOptions = true,
+            description = "Kill one node of the local cluster (SIGKILL with --force, else SIGTERM), e.g. to watch a "
+                    + "running elastic job continue without it: kiln local kill worker-2 --force")
+    static final class Kill implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @picocli.CommandLine.Parameters(paramLabel = "NODE", description = "coordinator or worker-N (see kiln local status)")
+        String node;
+
+        @Option(names = "--force", description = "SIGKILL instead of SIGTERM.")
+        boolean force;
+
+        @Option(names = "--data-dir", paramLabel = "DIR", description = "Data dir (default: KILN_DATA_DIR, else ~/.kiln).")
+        Path dataDir;
+
+        @Override
+        public Integer call() {
+            PrintWriter out = spec.commandLine().getOut();
+            LocalCluster c = running(dataDir(dataDir));
+            if (c.node(node).isEmpty()) throw new UsageException("no node '" + node + "' in the local cluster ("
+                + c.describeNodes() + ")");
+            c.kill(node, force);
+            out.println((force ? "Killed " : "Stopped ") + node + ".");
+            out.flush();
+            return ExitCodes.OK;
+        }
+    }
+
+    private static LocalCluster running(Path dir) {
+        Optional<LocalCluster> existing = LocalCluster.attach(dir);
+        if (existing.isEmpty() || !existing.get().anyAlive()) {
+            throw new UsageException("no local Kiln cluster is running (data dir " + dir + "); start one with: kiln local up");
+        }
+        return existing.get();
     }
 }

@@ -62,12 +62,6 @@ class ElasticTrainingTest {
           String.valueOf(regrouped.history()));
       assertTrue(resumedAfter < 15, "regrouped " + resumedAfter + " s after the kill");
 
-      // a new worker joins the running job at a step boundary
-      cluster.addWorker();
-      JobView grown = await(api, id, v -> last(v, "GroupFormed").detail().contains("3 ranks")
-          && historyCount(v, "GroupFormed") >= 3, "a new worker joins");
-      assertTrue(grown.history().stream().anyMatch(h -> h.event().equals("MemberJoined")), String.valueOf(grown.history()));
-
       JobView done = api.awaitFinal(id, JOB_TIMEOUT, Duration.ofMillis(500));
       assertEquals("Completed", done.status(), done.failureReason());
       assertEquals(epochs, done.metric("epochs_exactly_once").intValue(), "epochs whose samples were each used once");
@@ -76,6 +70,26 @@ class ElasticTrainingTest {
       List<String> log = new java.util.ArrayList<>();
       api.streamLogs(id, false, l -> log.add(l.message()));
       assertTrue(log.stream().anyMatch(l -> l.startsWith("generation 2: rank")), String.join("\n", log));
+
+      // the killed worker is replaced; then a long job on the three workers: one more worker
+      // worker started while it runs joins it at a step boundary
+      cluster.addWorker();
+      cluster.awaitReady(3, Duration.ofSeconds(120), m -> { });
+      String longId = api.createJob(elasticSpec("elastic-grow", 1000, Map.of("min", 2, "max", 4), "elastic")).id();
+      await(api, longId, v -> historyCount(v, "GroupFormed") >= 1 && v.progress() != null && v.progress().step() > 10,
+          "the long job trains");
+      int before = api.getJob(longId).workers().size();
+      cluster.addWorker();
+      JobView grown = await(api, longId, v -> historyCount(v, "MemberJoined") >= 1
+          && last(v, "GroupFormed").detail().contains((before + 1) + " ranks"), "a new worker joins");
+      assertTrue(last(grown, "GroupFormed").detail().contains("continuing at step"), last(grown, "GroupFormed").detail());
+      api.stopJob(longId);
+      assertEquals("Stopped", api.awaitFinal(longId, Duration.ofSeconds(60), Duration.ofMillis(250)).status());
+      List<String> longLog = new java.util.ArrayList<>();
+      api.streamLogs(longId, false, l -> longLog.add(l.message()));
+      assertTrue(longLog.stream().anyMatch(l -> l.matches("epoch \\d+: 3000 of 3000 samples used, each exactly once.*")),
+          String.join("\n", longLog));
+      assertTrue(longLog.stream().noneMatch(l -> l.contains("sample accounting mismatch")), String.join("\n", longLog));
     }
   }
 
