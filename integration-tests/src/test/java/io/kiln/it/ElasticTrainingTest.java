@@ -78,10 +78,10 @@ class ElasticTrainingTest {
       String longId = api.createJob(elasticSpec("elastic-grow", 1000, Map.of("min", 2, "max", 4), "elastic")).id();
       await(api, longId, v -> historyCount(v, "GroupFormed") >= 1 && v.progress() != null && v.progress().step() > 10,
           "the long job trains");
-      int before = api.getJob(longId).workers().size();
+      int ranks = api.getJob(longId).workers().size();
       cluster.addWorker();
       JobView grown = await(api, longId, v -> historyCount(v, "MemberJoined") >= 1
-          && last(v, "GroupFormed").detail().contains((before + 1) + " ranks"), "a new worker joins");
+          && last(v, "GroupFormed").detail().contains((ranks + 1) + " ranks"), "a new worker joins");
       assertTrue(last(grown, "GroupFormed").detail().contains("continuing at step"), last(grown, "GroupFormed").detail());
       api.stopJob(longId);
       assertEquals("Stopped", api.awaitFinal(longId, Duration.ofSeconds(60), Duration.ofMillis(250)).status());
