@@ -88,7 +88,7 @@ public final class CoordinatorMain {
         config.getDuration("kiln.jobs.progress-checkpoint-interval"), config.getDuration("kiln.jobs.stop-timeout"),
         config.getDuration("kiln.jobs.start-timeout"), new io.kiln.coordinator.jobs.TrainingJob.ElasticSettings(
             config.getDuration("kiln.jobs.regroup-timeout"), config.getDuration("kiln.jobs.min-workers-timeout"),
-            config.getInt("kiln.jobs.max-restarts")));
+            config.getInt("kiln.jobs.max-restarts"), config.getDuration("kiln.jobs.reattach-timeout")));
     JdbcReadJournal readJournal = PersistenceQuery.get(Adapter.toClassic(system))
         .getReadJournalFor(JdbcReadJournal.class, JdbcReadJournal.Identifier());
     ActorRef<JobManager.Command> jobs = ClusterSingleton.get(system).init(

@@ -116,6 +116,52 @@ class ElasticTrainingTest {
     }
   }
 
+  /**
+   * The coordinator killed with SIGKILL mid-job and restarted: the ranks keep training meanwhile and
+   * the recovered job re-attaches them (no restart, no lost step). Then everything is killed and
+   * started again: the job resumes from its newest checkpoint.
+   */
+  @Test
+  void aRunningJobCarriesOnAcrossACoordinatorRestartAndResumesAfterAFullRestart() throws Exception {
+    LocalCluster.Options o = LocalCluster.Options.builder()
+        .repoRoot(ClusterEndToEndTest.REPO).dataDir(dataDir).workers(2).apiPort(0).clusterPort(0).journal("h2")
+        .coordinatorProperty("kiln.jobs.reattach-timeout", "20s")
+        .readyTimeout(Duration.ofSeconds(150)).killOnExit(true).build();
+    try (LocalCluster cluster = LocalCluster.start(o)) {
+      KilnClient api = cluster.client();
+      int epochs = 60;
+      String id = api.createJob(elasticSpec("survives-coordinator", epochs, 2, "elastic")).id();
+      await(api, id, v -> historyCount(v, "GroupFormed") >= 1 && v.progress() != null && v.progress().step() > 20,
+          "the job trains");
+      cluster.killCoordinator(true);
+      cluster.restartCoordinator();
+      JobView back = await(api, id, v -> historyCount(v, "Reattached") >= 1, "its tasks report back");
+      assertEquals(0, historyCount(back, "Restarted"), String.valueOf(back.history()));
+      JobView done = api.awaitFinal(id, JOB_TIMEOUT, Duration.ofMillis(500));
+      assertEquals("Completed", done.status(), done.failureReason());
+      assertEquals(epochs, done.metric("epochs_exactly_once").intValue());
+      assertEquals(0, historyCount(done, "Restarted"), String.valueOf(done.history()));
+
+      // kill everything, start it again: the job resumes from its newest checkpoint
+      String longId = api.createJob(elasticSpec("survives-everything", 1000, 2, "elastic")).id();
+      await(api, longId, v -> historyCount(v, "CheckpointCommitted") >= 1 || (v.progress() != null && v.progress().step() > 60),
+          "a checkpoint is committed");
+      for (LocalCluster.Node n : cluster.workers()) cluster.killWorker(n.name(), true);
+      cluster.killCoordinator(true);
+      cluster.restartCoordinator();
+      cluster.addWorker();
+      cluster.addWorker();
+      JobView resumed = await(api, longId, v -> historyCount(v, "Restarted") >= 1 && "Running".equals(v.status())
+          && historyCount(v, "GroupFormed") >= 2, "the job resumes from its checkpoint");
+      assertTrue(last(resumed, "Restarted").detail().contains("resuming from"), last(resumed, "Restarted").detail());
+      api.stopJob(longId);
+      api.awaitFinal(longId, Duration.ofSeconds(60), Duration.ofMillis(250));
+      List<String> log = new java.util.ArrayList<>();
+      api.streamLogs(longId, false, l -> log.add(l.message()));
+      assertTrue(log.stream().anyMatch(l -> l.startsWith("resumed from")), String.join("\n", log));
+    }
+  }
+
   static long historyCount(JobView v, String event) {
     return v.history().stream().filter(h -> h.event().equals(event)).count();
   }

@@ -37,6 +37,11 @@ public final class WorkerMain {
   private final GradientSyncFactory syncFactory;
   private final CompletableFuture<Void> stopped = new CompletableFuture<>();
   private volatile boolean stopping;
+  /**
+   * Running tasks across this process's actor systems: they outlive an actor system that goes down
+   * because the coordinator went away, and stop only when the worker itself shuts down.
+   */
+  private final io.kiln.worker.agent.TaskRegistry tasks = new io.kiln.worker.agent.TaskRegistry(() -> !stopping);
   private volatile ActorSystem<?> current;
   /** Why the current system is going down (read by the tasks it stops). */
   private volatile String downReason = "the worker's actor system terminated";
@@ -98,7 +103,7 @@ public final class WorkerMain {
         downReason = "the worker's actor system terminated";
         system = ActorSystem.create(
             WorkerNode.create(settings, config.getString("kiln.cluster.seed"), syncFactory, this::restart,
-                () -> downReason),
+                () -> downReason, tasks),
             "kiln", config);
       } catch (Throwable e) {
         log.warn("cannot start the worker's actor system (attempt {}): {}; retrying in {} ms", attempt, e.toString(),
@@ -129,7 +134,7 @@ public final class WorkerMain {
   public void restart(String reason) {
     ActorSystem<?> s = current;
     restartReason = reason;
-    downReason = reason + "; the worker re-joins with a fresh actor system (task recovery comes in a later release)";
+    downReason = reason + "; the worker re-joins with a fresh actor system";
     if (s != null) {
       CompletableFuture.runAsync(() -> s.terminate());
     }

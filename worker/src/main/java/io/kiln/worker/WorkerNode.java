@@ -42,8 +42,15 @@ public final class WorkerNode {
    */
   public static Behavior<Event> create(WorkerSettings settings, String seed, GradientSyncFactory syncFactory,
       Consumer<String> restart, Supplier<String> shutdownReason) {
+    return create(settings, seed, syncFactory, restart, shutdownReason, io.kiln.worker.agent.TaskRegistry.stopWithSystem());
+  }
+
+  /** @param registry the process's running tasks, which outlive this actor system when it allows */
+  public static Behavior<Event> create(WorkerSettings settings, String seed, GradientSyncFactory syncFactory,
+      Consumer<String> restart, Supplier<String> shutdownReason, io.kiln.worker.agent.TaskRegistry registry) {
     return Behaviors.<Event>setup(ctx -> {
-      ActorRef<WorkerCommand> agent = ctx.spawn(WorkerAgent.create(settings, syncFactory, shutdownReason), "worker-agent");
+      ActorRef<WorkerCommand> agent = ctx.spawn(WorkerAgent.create(settings, syncFactory, shutdownReason, registry),
+          "worker-agent");
       ctx.watch(agent);
       Cluster cluster = Cluster.get(ctx.getSystem());
       Address seedAddress = seedAddress(seed);
@@ -69,8 +76,8 @@ public final class WorkerNode {
               } else if (e instanceof ClusterEvent.MemberDowned && self && !restartRequested[0]) {
                 restartRequested[0] = true;
                 String why = "this node was downed (the split-brain resolver found the coordinator unreachable)";
-                ctx.getLog().warn("{}: stopping running tasks (task recovery comes in a later release) and re-joining "
-                    + "with a fresh actor system", why);
+                ctx.getLog().warn("{}: re-joining with a fresh actor system; "
+                    + "running tasks keep training and wait for the coordinator to re-attach them", why);
                 restart.accept(why);
               } else if ((e instanceof ClusterEvent.MemberRemoved || e instanceof ClusterEvent.MemberExited
                   || e instanceof ClusterEvent.MemberLeft || e instanceof ClusterEvent.MemberDowned)
@@ -79,8 +86,8 @@ public final class WorkerNode {
                 restartRequested[0] = true;
                 String why = "the coordinator at " + member.address() + " left the cluster ("
                     + e.getClass().getSimpleName() + ")";
-                ctx.getLog().warn("{}: stopping running tasks (task recovery comes in a later release) and re-joining "
-                    + "with a fresh actor system", why);
+                ctx.getLog().warn("{}: re-joining with a fresh actor system; "
+                    + "running tasks keep training and wait for the coordinator to re-attach them", why);
                 restart.accept(why);
               }
               return Behaviors.same();

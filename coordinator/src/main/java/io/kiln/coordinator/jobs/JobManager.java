@@ -58,6 +58,9 @@ public final class JobManager extends AbstractBehavior<JobManager.Command> {
 
   private record JobIdsFailed(String reason) implements Command {}
 
+  /** The scheduler found a task running on a worker (it outlived a coordinator restart). */
+  private record TaskFound(Scheduler.TaskFound found) implements Command {}
+
   /** Where the manager finds persisted job ids (the JDBC read journal in production). */
   public interface JobIdSource extends Supplier<Source<String, NotUsed>> {}
 
@@ -85,7 +88,8 @@ public final class JobManager extends AbstractBehavior<JobManager.Command> {
   private JobManager(ActorContext<Command> ctx, JobIdSource ids, io.kiln.coordinator.telemetry.JobTelemetry telemetry,
                      Settings settings) {
     super(ctx);
-    this.scheduler = ctx.spawn(Scheduler.create(), "scheduler");
+    this.scheduler = ctx.spawn(Scheduler.create(ctx.messageAdapter(Scheduler.TaskFound.class, TaskFound::new)),
+        "scheduler");
     ActorRef<Command> self = ctx.getSelf();
     this.deps = new TrainingJob.Dependencies(scheduler, telemetry, settings.artifactsRoot(),
         state -> self.tell(new JobChanged(state)), state -> self.tell(new JobRecovered(state)), settings.checkpointInterval(), settings.stopTimeout(),
@@ -131,7 +135,26 @@ public final class JobManager extends AbstractBehavior<JobManager.Command> {
           return this;
         })
         .onMessage(JobRecovered.class, this::onRecovered)
+        .onMessage(TaskFound.class, this::onTaskFound)
         .build();
+  }
+
+  /** Hands a task found running to its job, which re-attaches it or stops it. */
+  private Behavior<Command> onTaskFound(TaskFound m) {
+    Scheduler.TaskFound f = m.found();
+    if (recovering == null || !recovering.isEmpty()) {
+      // the jobs are still being recovered: ask again shortly
+      getContext().scheduleOnce(Duration.ofMillis(500), getContext().getSelf(), m);
+      return this;
+    }
+    ActorRef<TrainingJob.Command> job = jobs.get(f.jobId());
+    if (job == null) {
+      getContext().getLog().warn("worker {} runs task {} of unknown job {}; stopping it", f.workerId(), f.taskId(), f.jobId());
+      f.worker().tell(new io.kiln.protocol.cluster.WorkerCommand.StopTask(f.jobId(), f.taskId(), "its job is unknown here"));
+    } else {
+      job.tell(new TrainingJob.Adopt(f.taskId(), f.workerId(), f.worker()));
+    }
+    return this;
   }
 
   private Behavior<Command> onIdsLoaded(JobIdsLoaded m) {

@@ -167,6 +167,7 @@ public record JobState(
         b.history(at, "Restarted", r.getReason() + (r.getResumeFrom().isEmpty() ? "; starting over (no checkpoint yet)"
             : "; resuming from " + r.getResumeFrom()));
       }
+      case REATTACHED -> b.history(at, "Reattached", e.getReattached().getDetail());
       default -> throw new IllegalStateException("job " + jobId + ": event without a kind in the journal");
     }
     return b.build();

@@ -79,9 +79,17 @@ public final class TrainingJob
   /** An elastic job stayed below its minimum of workers for too long. */
   private enum MinWorkersTimedOut implements Command { INSTANCE }
 
-  /** How elastic jobs react to membership changes (kiln.jobs.* in reference.conf). */
-  public record ElasticSettings(Duration regroupTimeout, Duration minWorkersTimeout, int maxRestarts) {
-    public static final ElasticSettings DEFAULTS = new ElasticSettings(Duration.ofSeconds(10), Duration.ofSeconds(60), 3);
+  /** A task found running on a worker after a coordinator restart (see {@code Scheduler.TaskFound}). */
+  public record Adopt(String taskId, String workerId, ActorRef<WorkerCommand> worker) implements Command {}
+
+  /** Not every task of a job that was running reported back after the coordinator restarted. */
+  private enum AdoptionTimedOut implements Command { INSTANCE }
+
+  /** How elastic jobs react to membership changes and restarts (kiln.jobs.* in reference.conf). */
+  public record ElasticSettings(Duration regroupTimeout, Duration minWorkersTimeout, int maxRestarts,
+                                Duration reattachTimeout) {
+    public static final ElasticSettings DEFAULTS = new ElasticSettings(Duration.ofSeconds(10), Duration.ofSeconds(60), 3,
+        Duration.ofSeconds(45));
   }
 
   /** What a job entity needs from its surroundings. */
@@ -120,6 +128,9 @@ public final class TrainingJob
   /** When the current regroup began (0: none in progress); the pause users see in the history. */
   private long regroupStartedAt;
   private boolean waitingForWorkers;
+  /** After a coordinator restart: the job's tasks that reported back, while it waits for the rest. */
+  private final java.util.Set<String> adopted = new java.util.HashSet<>();
+  private long adoptionStartedAt;
 
   private TrainingJob(String jobId, Dependencies deps, ActorContext<Command> ctx, TimerScheduler<Command> timers) {
     super(persistenceId(jobId));
@@ -168,6 +179,8 @@ public final class TrainingJob
             ? fail("only " + rendezvous.size() + " of the job's minimum of " + s.minWorkers() + " workers were available for "
                 + deps.elastic().minWorkersTimeout().toSeconds() + " s after it lost members")
             : Effect().noReply())
+        .onCommand(Adopt.class, this::onAdopt)
+        .onCommand(AdoptionTimedOut.class, this::onAdoptionTimedOut)
         .onCommand(StartTimedOut.class, (s, c) -> s.status() == JobStatus.Scheduled
             ? fail("no worker reported the task started within " + deps.startTimeout().toSeconds() + " s of scheduling on "
                 + String.join(", ", s.workerIds()))
@@ -508,13 +521,67 @@ public final class TrainingJob
         return Effect().noReply();
       case Scheduled:
       case Running:
-        return restartOrFail(s, "the coordinator restarted while this job was " + s.status().name().toLowerCase()
-            + " on " + String.join(", ", s.workerIds()));
+        // its tasks keep running on the workers (they hold their reports): wait for them to report
+        // back, holding the job's workers meanwhile
+        adoptionStartedAt = System.currentTimeMillis();
+        deps.scheduler().tell(new Scheduler.Reserve(jobId, s.spec().getResources(), s.workerIds(), noticeAdapter));
+        timers.startSingleTimer(AdoptionTimedOut.INSTANCE, deps.elastic().reattachTimeout());
+        deps.telemetry().controlLog(jobId, "WARN", "the coordinator restarted while this job was "
+            + s.status().name().toLowerCase() + ": waiting up to " + deps.elastic().reattachTimeout().toSeconds()
+            + " s for its " + s.taskIds().size() + " task(s) to report back (they keep training meanwhile)");
+        return Effect().noReply();
       case Stopping:
         return stopped(s, s.stopReason());
       default:
         return Effect().noReply();
     }
+  }
+
+  /** A task that kept running across a coordinator restart reported back: re-attach it, or stop it. */
+  private ReplyEffect<JobEvent, JobState> onAdopt(JobState s, Adopt c) {
+    boolean active = s.status() == JobStatus.Scheduled || s.status() == JobStatus.Running || s.status() == JobStatus.Stopping;
+    if (!active || !s.taskIds().contains(c.taskId())) {
+      c.worker().tell(new WorkerCommand.StopTask(jobId, c.taskId(), "task " + c.taskId() + " is no longer part of job "
+          + jobId + " (" + s.status() + ")"));
+      return Effect().noReply();
+    }
+    workerRefs.put(c.workerId(), c.worker());
+    c.worker().tell(new WorkerCommand.AttachTask(jobId, c.taskId(), reportAdapter));
+    if (s.status() == JobStatus.Stopping) c.worker().tell(new WorkerCommand.StopTask(jobId, c.taskId(), s.stopReason()));
+    if (adoptionStartedAt == 0 || !adopted.add(c.taskId()) || !adopted.containsAll(s.taskIds())) return Effect().noReply();
+    String detail = String.format(java.util.Locale.ROOT, "%d task(s) on %s reported back %.1f s after recovery; training "
+        + "went on meanwhile", adopted.size(), String.join(", ", s.workerIds()),
+        (System.currentTimeMillis() - adoptionStartedAt) / 1000.0);
+    adoptionStartedAt = 0;
+    adopted.clear();
+    timers.cancel(AdoptionTimedOut.INSTANCE);
+    return Effect().persist(event().setReattached(io.kiln.protocol.proto.JobReattached.newBuilder()
+            .addAllTaskIds(s.taskIds()).setDetail(detail)).build())
+        .thenRun(ns -> deps.telemetry().controlLog(jobId, "INFO", "re-attached after the coordinator restart: " + detail))
+        .thenNoReply();
+  }
+
+  /** Some tasks did not report back: the others continue without them (elastic), or the job restarts. */
+  private ReplyEffect<JobEvent, JobState> onAdoptionTimedOut(JobState s, AdoptionTimedOut c) {
+    if (adoptionStartedAt == 0 || s.status().isFinal()) return Effect().noReply();
+    adoptionStartedAt = 0;
+    List<String> missing = s.taskIds().stream().filter(t -> !adopted.contains(t)).toList();
+    String why = "did not report back within " + deps.elastic().reattachTimeout().toSeconds()
+        + " s of the coordinator's restart";
+    if (adopted.isEmpty() || s.generation() == 0 || s.spec().getResources().getRecovery().equals("restart")) {
+      adopted.clear();
+      return restartOrFail(s, "after the coordinator restarted, " + (s.taskIds().size() - missing.size()) + " of "
+          + s.taskIds().size() + " task(s) reported back (" + String.join(", ", missing) + " " + why + ")");
+    }
+    adopted.clear();
+    for (String t : missing) suspects.put(t, why);
+    if (regroupStartedAt == 0) {
+      regroupStartedAt = System.currentTimeMillis();
+      deps.telemetry().controlLog(jobId, "WARN", "regrouping: " + String.join(", ", missing) + " " + why);
+      askMembersToRegroup(s, why, true);
+      timers.startSingleTimer(RegroupTimedOut.INSTANCE, deps.elastic().regroupTimeout());
+    }
+    return tryForm(s, false);
   }
 
   private ReplyEffect<JobEvent, JobState> onStopTimedOut(JobState s, StopTimedOut c) {

@@ -36,6 +36,16 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
   /** Ask for workers; the answer ({@link Placed}, later {@link WorkerLost}) goes to {@code notify}. */
   public record RequestPlacement(String jobId, Resources resources, ActorRef<JobNotice> replyTo) implements Command {}
 
+  /**
+   * A job recovered after a coordinator restart holds these workers again (its tasks kept running
+   * on them); they count as used from now on, also for workers that have not re-joined yet.
+   */
+  public record Reserve(String jobId, Resources resources, List<String> workerIds, ActorRef<JobNotice> replyTo)
+      implements Command {}
+
+  /** A worker runs a task this scheduler did not start (it kept running across a coordinator restart). */
+  public record TaskFound(String jobId, String taskId, String workerId, ActorRef<WorkerCommand> worker) {}
+
   /** The job no longer needs its workers (it ended), or no longer waits for them. */
   public record Release(String jobId) implements Command {}
 
@@ -96,8 +106,15 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
   }
 
   public static Behavior<Command> create() {
-    return Behaviors.setup(Scheduler::new);
+    return create(null);
   }
+
+  /** @param taskFound told about tasks found running on (re-)joining workers; null: they are stopped */
+  public static Behavior<Command> create(ActorRef<TaskFound> taskFound) {
+    return Behaviors.setup(ctx -> new Scheduler(ctx, taskFound));
+  }
+
+  private final ActorRef<TaskFound> taskFound;
 
   private final Map<ActorRef<WorkerCommand>, Registered> workers = new HashMap<>();
   private final LinkedHashMap<String, Request> queue = new LinkedHashMap<>();
@@ -106,8 +123,9 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
   /** Workers of dropped ranks, not placed on until they answer again (see {@link ReleaseWorker}). */
   private final Set<String> suspects = new HashSet<>();
 
-  private Scheduler(ActorContext<Command> context) {
+  private Scheduler(ActorContext<Command> context, ActorRef<TaskFound> taskFound) {
     super(context);
+    this.taskFound = taskFound;
     ActorRef<Receptionist.Listing> listingAdapter = context.messageAdapter(Receptionist.Listing.class, ListingUpdated::new);
     context.getSystem().receptionist().tell(Receptionist.subscribe(WorkerCommand.SERVICE_KEY, listingAdapter));
   }
@@ -120,6 +138,7 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
         .onMessage(DescribeFailed.class, this::onDescribeFailed)
         .onMessage(RequestPlacement.class, this::onRequest)
         .onMessage(Release.class, this::onRelease)
+        .onMessage(Reserve.class, this::onReserve)
         .onMessage(ReleaseWorker.class, this::onReleaseWorker)
         .onMessage(WantMore.class, this::onWantMore)
         .onMessage(WorkerVerifyFailed.class, v -> this)
@@ -168,10 +187,21 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
     workers.put(msg.ref(), new Registered(msg.ref(), slot));
     getContext().getLog().info("worker {} joined: {} CPU(s), {} MB, {} GPU(s) at {}", slot.workerId(), slot.cpus(),
         slot.memoryMb(), slot.gpus(), slot.address());
-    for (String orphan : i.getRunningTaskIdsList()) {
-      // A task from before a coordinator restart: no job here is waiting for its reports.
-      getContext().getLog().warn("worker {} runs task {} unknown to this coordinator; stopping it", slot.workerId(), orphan);
-      msg.ref().tell(new WorkerCommand.StopTask(orphan.replaceAll("-r\\d+$", ""), orphan, "orphaned by a coordinator restart"));
+    // workers a recovered job holds count as used as soon as they are back
+    for (Map.Entry<String, Allocation> e : allocations.entrySet()) {
+      if (e.getValue().workerIds().contains(slot.workerId())) {
+        updateSlot(slot.workerId(), s -> withUse(s, e.getValue().resources(), e.getKey(), +1));
+      }
+    }
+    for (String running : i.getRunningTaskIdsList()) {
+      String jobId = running.replaceAll("-r\\d+$", "");
+      if (taskFound != null) {
+        // a task that kept running across a coordinator restart: its job decides whether to re-attach it
+        taskFound.tell(new TaskFound(jobId, running, slot.workerId(), msg.ref()));
+      } else {
+        getContext().getLog().warn("worker {} runs task {} unknown to this coordinator; stopping it", slot.workerId(), running);
+        msg.ref().tell(new WorkerCommand.StopTask(jobId, running, "orphaned by a coordinator restart"));
+      }
     }
     drainQueue();
     return this;
@@ -203,6 +233,16 @@ public final class Scheduler extends AbstractBehavior<Scheduler.Command> {
       for (String workerId : a.workerIds()) updateSlot(workerId, s -> withUse(s, a.resources(), msg.jobId(), -1));
       drainQueue();
     }
+    return this;
+  }
+
+  private Behavior<Command> onReserve(Reserve msg) {
+    if (allocations.containsKey(msg.jobId())) return this;
+    queue.remove(msg.jobId());
+    Resources res = Placement.normalise(msg.resources());
+    allocations.put(msg.jobId(), new Allocation(res, List.copyOf(msg.workerIds()), msg.replyTo(), Placement.maxWorkers(res),
+        false));
+    for (String workerId : msg.workerIds()) updateSlot(workerId, s -> withUse(s, res, msg.jobId(), +1));
     return this;
   }
 

@@ -82,6 +82,9 @@ public final class KilnSerializer extends SerializerWithStringManifest {
     } else if (command instanceof WorkerCommand.RegroupTask g) {
       b.setRegroup(io.kiln.protocol.proto.RegroupTaskWire.newBuilder().setJobId(g.jobId()).setTaskId(g.taskId())
           .setGeneration(g.generation()).setReason(g.reason()).setUrgent(g.urgent()));
+    } else if (command instanceof WorkerCommand.AttachTask t) {
+      b.setAttach(io.kiln.protocol.proto.AttachTaskWire.newBuilder().setJobId(t.jobId()).setTaskId(t.taskId())
+          .setReportTo(r.toSerializationFormat(t.reportTo())));
     }
     return b.build();
   }
@@ -97,6 +100,8 @@ public final class KilnSerializer extends SerializerWithStringManifest {
           e.getFormGroup().getGroup());
       case REGROUP -> new WorkerCommand.RegroupTask(e.getRegroup().getJobId(), e.getRegroup().getTaskId(),
           e.getRegroup().getGeneration(), e.getRegroup().getReason(), e.getRegroup().getUrgent());
+      case ATTACH -> new WorkerCommand.AttachTask(e.getAttach().getJobId(), e.getAttach().getTaskId(),
+          r.<TaskReport>resolveActorRef(e.getAttach().getReportTo()));
       case KIND_NOT_SET -> throw new NotSerializableException("WorkerCommandEnvelope without a command");
     };
   }

@@ -12,7 +12,7 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  */
 public sealed interface WorkerCommand extends KilnWireMessage
     permits WorkerCommand.DescribeWorker, WorkerCommand.StartTask, WorkerCommand.StopTask, WorkerCommand.FormGroup,
-    WorkerCommand.RegroupTask {
+    WorkerCommand.RegroupTask, WorkerCommand.AttachTask {
 
   /** Worker agents register under this key; the scheduler discovers them through the receptionist. */
   ServiceKey<WorkerCommand> SERVICE_KEY = ServiceKey.create(WorkerCommand.class, "kiln-worker");
@@ -40,4 +40,10 @@ public sealed interface WorkerCommand extends KilnWireMessage
    */
   record RegroupTask(String jobId, String taskId, int generation, String reason, boolean urgent)
       implements WorkerCommand {}
+
+  /**
+   * After a coordinator restart: the job adopts a task that kept running; its reports (held while no
+   * coordinator listened) go to {@code reportTo} from now on.
+   */
+  record AttachTask(String jobId, String taskId, ActorRef<TaskReport> reportTo) implements WorkerCommand {}
 }

@@ -43,11 +43,22 @@ public final class WorkerAgent {
    */
   public static Behavior<WorkerCommand> create(WorkerSettings settings, GradientSyncFactory syncFactory,
       Supplier<String> shutdownReason) {
+    return create(settings, syncFactory, shutdownReason, TaskRegistry.stopWithSystem());
+  }
+
+  /**
+   * @param registry the process's running tasks: the agent adopts those still running from a
+   *     previous actor system (the coordinator went away and the worker re-joined)
+   */
+  public static Behavior<WorkerCommand> create(WorkerSettings settings, GradientSyncFactory syncFactory,
+      Supplier<String> shutdownReason, TaskRegistry registry) {
     return Behaviors.setup(ctx -> {
       ctx.getSystem().receptionist().tell(Receptionist.register(WorkerCommand.SERVICE_KEY, ctx.getSelf()));
       ctx.getLog().info("worker agent {} up: {} cpu(s), {} MB, {} gpu(s); registered as {}", settings.workerId(),
           settings.cpus(), settings.memoryMb(), settings.gpus(), WorkerCommand.SERVICE_KEY.id());
-      return new Agent(ctx, settings, syncFactory, shutdownReason).behavior();
+      Agent agent = new Agent(ctx, settings, syncFactory, shutdownReason, registry);
+      agent.adoptRunning();
+      return agent.behavior();
     });
   }
 
@@ -58,6 +69,7 @@ public final class WorkerAgent {
     private final Supplier<String> shutdownReason;
     private final long startedAt = System.currentTimeMillis();
     private final String host;
+    private final TaskRegistry registry;
     /** Running tasks by task id, in start order. */
     private final Map<String, Running> tasks = new LinkedHashMap<>();
     private long seq;
@@ -65,13 +77,27 @@ public final class WorkerAgent {
     private record Running(String jobId, int cpus, ActorRef<TaskActor.Command> ref) {}
 
     Agent(ActorContext<WorkerCommand> ctx, WorkerSettings settings, GradientSyncFactory syncFactory,
-        Supplier<String> shutdownReason) {
+        Supplier<String> shutdownReason, TaskRegistry registry) {
+      this.registry = registry;
       this.ctx = ctx;
       this.settings = settings;
       this.syncFactory = syncFactory;
       this.shutdownReason = shutdownReason;
       String h = ctx.getSystem().address().getHost().orElse("");
       this.host = h.isEmpty() ? WorkerSettings.hostname() : h;
+    }
+
+    /** Tasks that outlived the previous actor system run on under this agent. */
+    void adoptRunning() {
+      for (TaskRegistry.LiveTask t : registry.running()) {
+        var a = t.assignment();
+        ActorRef<TaskActor.Command> ref = ctx.spawn(TaskActor.adopt(t, shutdownReason, registry),
+            "task-" + (++seq) + "-" + sanitize(a.getTaskId()));
+        ctx.watch(ref);
+        int cpus = a.getSpec().hasResources() && a.getSpec().getResources().getCpusPerWorker() > 0
+            ? a.getSpec().getResources().getCpusPerWorker() : 1;
+        tasks.put(a.getTaskId(), new Running(a.getJobId(), cpus, ref));
+      }
     }
 
     Behavior<WorkerCommand> behavior() {
@@ -81,6 +107,7 @@ public final class WorkerAgent {
           .onMessage(WorkerCommand.StopTask.class, this::onStop)
           .onMessage(WorkerCommand.FormGroup.class, this::onFormGroup)
           .onMessage(WorkerCommand.RegroupTask.class, this::onRegroup)
+          .onMessage(WorkerCommand.AttachTask.class, this::onAttach)
           .onSignal(Terminated.class, this::onTerminated)
           .build();
     }
@@ -116,7 +143,8 @@ public final class WorkerAgent {
             cpus, used, settings.cpus());
       }
       ActorRef<TaskActor.Command> ref = ctx.spawn(
-          TaskActor.create(a, s.reportTo(), settings.workerId(), syncFactory, settings.artifactsRoot(), shutdownReason),
+          TaskActor.create(a, s.reportTo(), settings.workerId(), syncFactory, settings.artifactsRoot(), shutdownReason,
+              registry),
           "task-" + (++seq) + "-" + sanitize(taskId));
       ctx.watch(ref);
       tasks.put(taskId, new Running(a.getJobId(), cpus, ref));
@@ -141,6 +169,16 @@ public final class WorkerAgent {
         ctx.getLog().info("FormGroup for task {} of job {}: not running here", g.taskId(), g.jobId());
       } else {
         r.ref().tell(new TaskActor.GroupFormed(g.group()));
+      }
+      return Behaviors.same();
+    }
+
+    private Behavior<WorkerCommand> onAttach(WorkerCommand.AttachTask t) {
+      Running r = tasks.get(t.taskId());
+      if (r == null) {
+        ctx.getLog().info("AttachTask for task {} of job {}: not running here", t.taskId(), t.jobId());
+      } else {
+        r.ref().tell(new TaskActor.Attach(t.reportTo()));
       }
       return Behaviors.same();
     }

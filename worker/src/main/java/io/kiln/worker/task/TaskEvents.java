@@ -28,9 +28,13 @@ public final class TaskEvents {
   private final String jobId;
   private final String taskId;
   private final String workerId;
-  private final Consumer<TaskReport> sink;
+  private Consumer<TaskReport> sink;
   private final List<LogLine> pending = new ArrayList<>();
   private boolean finished;
+  /** Reports held while no coordinator listens (it restarts): sent in order on {@link #attach}. */
+  private final java.util.ArrayDeque<TaskReport> held = new java.util.ArrayDeque<>();
+  private boolean detached;
+  private static final int MAX_HELD = 2000;
 
   public TaskEvents(String jobId, String taskId, String workerId, Consumer<TaskReport> sink) {
     this.jobId = jobId;
@@ -121,7 +125,33 @@ public final class TaskEvents {
     return finished;
   }
 
+  /**
+   * The coordinator went away (it restarts): hold reports until a new one {@link #attach}es. The
+   * task keeps running; progress and logs beyond a bound are dropped while detached, everything
+   * else (rendezvous, checkpoints, the final report) is kept.
+   */
+  public synchronized void detach() {
+    detached = true;
+  }
+
+  /** A (restarted) coordinator adopted the task: reports go to {@code newSink}, held ones first. */
+  public synchronized void attach(Consumer<TaskReport> newSink) {
+    sink = newSink;
+    detached = false;
+    while (!held.isEmpty()) send(held.poll());
+  }
+
+  public synchronized boolean isDetached() {
+    return detached;
+  }
+
   private void send(TaskReport r) {
+    if (detached) {
+      if (held.size() >= MAX_HELD && (r.hasProgress() || r.hasLogs())) return;
+      if (r.hasProgress()) held.removeIf(TaskReport::hasProgress); // only the newest progress matters
+      held.add(r);
+      return;
+    }
     try {
       sink.accept(r);
     } catch (RuntimeException e) {
