@@ -165,7 +165,8 @@ public final class RegistryManager {
           "model package group " + name + " already exists")));
     } else {
       // A group whose creation is in flight already has its entity, which refuses the second Create.
-      groups.computeIfAbsent(name, this::spawn).tell(new ModelPackageGroup.Create(
+      ActorRef<ModelPackageGroup.Command> ref = groups.containsKey(name) ? groups.get(name) : spawn(name);
+      ref.tell(new ModelPackageGroup.Create(
           m.description() == null ? "" : m.description(), m.user(), m.replyTo()));
     }
     return Behaviors.same();
