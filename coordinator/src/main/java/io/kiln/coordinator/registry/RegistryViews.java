@@ -14,7 +14,7 @@ import java.util.TreeMap;
 public final class RegistryViews {
   private RegistryViews() {}
 
-  /** A group; {@code withVersions} adds every version without its approval history. */
+  /** A group; {@code withVersions} adds every version with its approval history. */
   public static ObjectNode group(GroupState g, boolean withVersions) {
     ObjectNode n = ApiJson.obj();
     n.put("name", g.name());
@@ -26,7 +26,7 @@ public final class RegistryViews {
         () -> n.putNull("latestApprovedVersion"));
     if (withVersions) {
       ArrayNode arr = n.putArray("versions");
-      g.versions().forEach(v -> arr.add(version(v, false)));
+      g.versions().forEach(v -> arr.add(version(v, true)));
     }
     return n;
   }
