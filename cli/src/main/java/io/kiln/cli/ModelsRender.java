@@ -28,7 +28,7 @@ final class ModelsRender {
         sb.append("\nVersions:\n");
         Table t = new Table("  VERSION", "STATUS", "FRAMEWORK", "METRICS", "REGISTERED", "ARTIFACT");
         for (ModelVersionView v : g.versions()) {
-            t.row("  " + v.version(), v.status(), v.framework(), metrics(v.metrics()), Fmt.dateTime(v.registeredAt()),
+            t.row("  " + v.version(), v.status(), v.framework(), metrics(headline(v.metrics())), Fmt.dateTime(v.registeredAt()),
                     v.artifactUri());
         }
         sb.append(t.render());
@@ -68,6 +68,20 @@ final class ModelsRender {
             h.row("  " + Fmt.dateTime(c.at()), c.status(), c.by(), c.reason());
         }
         return sb.append(h.render()).toString();
+    }
+
+    /** The metrics that judge a model (test and validation ones), else the first two: a table column stays short. */
+    private static Map<String, Double> headline(Map<String, Double> all) {
+        Map<String, Double> m = new TreeMap<>();
+        all.forEach((k, val) -> {
+            if (k.startsWith("test_") || k.startsWith("validation_")) {
+                m.put(k, val);
+            }
+        });
+        if (m.isEmpty()) {
+            new TreeMap<>(all).entrySet().stream().limit(2).forEach(e -> m.put(e.getKey(), e.getValue()));
+        }
+        return m;
     }
 
     private static String nameOf(JsonNode l) {

@@ -63,7 +63,7 @@ class RegistryEndToEndTest {
       assertEquals("accuracy above 0.6", again.approvalHistory().get(1).reason());
       assertEquals(1, api.latestApprovedModel("fashion").version());
       String text = cli("models", "describe", "fashion");
-      assertTrue(text.contains("Latest approved:  version 1") && text.contains("accuracy above 0.6"), text);
+      assertTrue(text.contains("Latest approved: version 1") && text.contains("accuracy above 0.6"), text);
       System.out.println(text);
     }
   }
