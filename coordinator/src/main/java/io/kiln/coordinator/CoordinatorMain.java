@@ -98,7 +98,8 @@ public final class CoordinatorMain {
     Duration askTimeout = config.getDuration("kiln.api.ask-timeout");
     // Each capability beyond training jobs (tuning, registry, endpoints, ...) adds its API slice here.
     List<ApiExtension> extensions = new ArrayList<>();
-    extensions.add(new RegistryRoutes(ModelRegistry.start(system, readJournal::currentPersistenceIds, jobs, askTimeout)));
+    ModelRegistry models = ModelRegistry.start(system, readJournal::currentPersistenceIds, jobs, askTimeout);
+    extensions.add(new RegistryRoutes(models));
     ApiRoutes routes = new ApiRoutes(system, jobs, telemetry, token, askTimeout, extensions);
     String host = config.getString("kiln.api.host");
     int port = config.getInt("kiln.api.port");

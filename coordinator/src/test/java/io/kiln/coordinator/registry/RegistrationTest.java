@@ -1,6 +1,7 @@
 package io.kiln.coordinator.registry;
 
 import static org.junit.jupiter.api.Assertions.*;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.kiln.coordinator.jobs.JobState;
@@ -86,6 +87,19 @@ class RegistrationTest {
     assertTrue(fails(djlModel(), "tensorflow").contains("unknown framework 'tensorflow'"));
     Files.delete(djlModel().resolve("model-0000.params"));
     assertTrue(fails(dir.resolve("jobs/job-1/model"), "mlp").contains("no parameters file 'model-0000.params'"));
+  }
+
+  @Test
+  void aTorchScriptModelExportedByPyTorchIsRecognised() throws Exception {
+    Path ts = Files.createDirectories(dir.resolve("exported"));
+    Process p = new ProcessBuilder("/usr/bin/python3", "-c", "import torch, sys; "
+        + "torch.jit.save(torch.jit.script(torch.nn.Linear(4, 1)), sys.argv[1])", ts.resolve("model.pt").toString())
+        .redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes());
+    assumeTrue(p.waitFor() == 0 || !out.contains("No module named 'torch'"), "python3-torch is not installed");
+    assertEquals(0, p.exitValue(), out);
+    assertEquals(ModelSignature.getDefaultInstance(),
+        ModelArtifactCheck.check(ModelArtifactCheck.folderUri(ts.toString()), "torchscript"));
   }
 
   @Test
