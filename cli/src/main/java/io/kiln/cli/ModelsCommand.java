@@ -95,7 +95,7 @@ public final class ModelsCommand implements Callable<Integer> {
     @Command(name = "register", mixinStandardHelpOptions = true,
             description = "Register a new version (PendingManualApproval) from a completed job or a model folder.")
     static final class Register extends Sub {
-        @Parameters(paramLabel = "GROUP")
+        @Parameters(paramLabel = "GROUP", description = "Model package group.")
         String group;
 
         @ArgGroup(exclusive = true, multiplicity = "1")
@@ -160,7 +160,7 @@ public final class ModelsCommand implements Callable<Integer> {
     @Command(name = "describe", mixinStandardHelpOptions = true,
             description = "Show a group and its versions, or one version, with approval history.")
     static final class Describe extends Sub {
-        @Parameters(paramLabel = "GROUP")
+        @Parameters(paramLabel = "GROUP", description = "Model package group.")
         String group;
 
         @Option(names = "--version", paramLabel = "N", description = "One version in detail.")
@@ -188,7 +188,7 @@ public final class ModelsCommand implements Callable<Integer> {
 
     /** approve / reject: one status change with an optional reason. */
     abstract static class Review extends Sub {
-        @Parameters(paramLabel = "GROUP")
+        @Parameters(paramLabel = "GROUP", description = "Model package group.")
         String group;
 
         @Option(names = "--version", paramLabel = "N", required = true)
