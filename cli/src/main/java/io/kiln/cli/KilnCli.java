@@ -31,6 +31,7 @@ import picocli.CommandLine.Spec;
                 DescribeCommand.class,
                 LogsCommand.class,
                 StopCommand.class,
+                ModelsCommand.class,
                 ClusterCommand.class,
                 CommandLine.HelpCommand.class
         },

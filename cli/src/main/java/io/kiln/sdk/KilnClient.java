@@ -45,6 +45,7 @@ public final class KilnClient {
             .configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, false);
 
     public static final String JOBS = "/api/v1/training-jobs";
+    public static final String MODEL_GROUPS = "/api/v1/model-package-groups";
     public static final Duration DEFAULT_REQUEST_TIMEOUT = Duration.ofSeconds(30);
 
     private final String apiUrl;
@@ -159,6 +160,56 @@ public final class KilnClient {
             }
             sleep(pollInterval);
         }
+    }
+
+    // ---------------------------------------------------------------- model registry (docs/registry.md)
+
+    /** {@code POST /api/v1/model-package-groups}; 409 if the group exists. */
+    public ModelGroupView createModelGroup(String name, String description) {
+        return convert(postJson(MODEL_GROUPS, Map.of("name", name, "description", description == null ? "" : description)),
+                ModelGroupView.class);
+    }
+
+    /** {@code GET /api/v1/model-package-groups}: by name, without versions. */
+    public List<ModelGroupView> listModelGroups() {
+        return convert(getJson(MODEL_GROUPS).path("groups"), new TypeReference<List<ModelGroupView>>() { });
+    }
+
+    /** {@code GET /api/v1/model-package-groups/{group}}, with its versions. */
+    public ModelGroupView getModelGroup(String group) {
+        return convert(getJson(modelGroupPath(group)), ModelGroupView.class);
+    }
+
+    /**
+     * {@code POST .../{group}/versions}: {@code request} is the JSON body (a Map, tree or POJO), e.g.
+     * {@code Map.of("trainingJobId", id)} or {@code Map.of("modelUri", uri, "framework", "torchscript")}.
+     */
+    public ModelVersionView registerModel(String group, Object request) {
+        return convert(postJson(modelGroupPath(group) + "/versions", request), ModelVersionView.class);
+    }
+
+    /** {@code GET .../{group}/versions/{version}}, with its approval history. */
+    public ModelVersionView getModelVersion(String group, int version) {
+        return convert(getJson(modelGroupPath(group) + "/versions/" + version), ModelVersionView.class);
+    }
+
+    /** {@code GET .../{group}/versions/latest-approved}; 404 (KilnApiException) when none is Approved. */
+    public ModelVersionView latestApprovedModel(String group) {
+        return convert(getJson(modelGroupPath(group) + "/versions/latest-approved"), ModelVersionView.class);
+    }
+
+    /** {@code POST .../{group}/versions/{version}/approval}: Approved, Rejected (or PendingManualApproval). */
+    public ModelVersionView setModelApproval(String group, int version, String status, String reason) {
+        return convert(postJson(modelGroupPath(group) + "/versions/" + version + "/approval",
+                Map.of("status", status, "reason", reason == null ? "" : reason)), ModelVersionView.class);
+    }
+
+    /** {@code /api/v1/model-package-groups/<group>} with the name escaped as a path segment. */
+    public static String modelGroupPath(String group) {
+        if (group == null || group.isBlank()) {
+            throw new IllegalArgumentException("model package group name is empty");
+        }
+        return MODEL_GROUPS + "/" + URLEncoder.encode(group.trim(), StandardCharsets.UTF_8).replace("+", "%20");
     }
 
     // ---------------------------------------------------------------- streams

@@ -7,6 +7,8 @@ import io.kiln.coordinator.api.ApiExtension;
 import io.kiln.coordinator.api.ApiRoutes;
 import io.kiln.coordinator.api.ApiToken;
 import io.kiln.coordinator.jobs.JobManager;
+import io.kiln.coordinator.registry.ModelRegistry;
+import io.kiln.coordinator.registry.RegistryRoutes;
 import io.kiln.coordinator.telemetry.JobTelemetry;
 import java.net.URI;
 import java.nio.file.Files;
@@ -98,6 +100,8 @@ public final class CoordinatorMain {
     Duration askTimeout = config.getDuration("kiln.api.ask-timeout");
     // Each capability beyond training jobs (tuning, registry, endpoints, ...) adds its API slice here.
     List<ApiExtension> extensions = new ArrayList<>();
+    ModelRegistry models = ModelRegistry.start(system, readJournal::currentPersistenceIds, jobs, askTimeout);
+    extensions.add(new RegistryRoutes(models));
     ApiRoutes routes = new ApiRoutes(system, jobs, telemetry, token, askTimeout, extensions);
     String host = config.getString("kiln.api.host");
     int port = config.getInt("kiln.api.port");
