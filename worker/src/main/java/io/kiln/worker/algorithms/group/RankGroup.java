@@ -44,6 +44,11 @@ public final class RankGroup implements AutoCloseable {
     return new RankGroup(0, 1, null);
   }
 
+  /** A group over an open collective (its rank and world size); closing the group closes it. */
+  public static RankGroup of(Collective collective) {
+    return new RankGroup(collective.rank(), collective.worldSize(), collective);
+  }
+
   /** Joins the task's ranks (blocks until all have reached the rendezvous); a group of one when world size is 1. */
   public static RankGroup join(TaskRunner.Context ctx) throws Exception {
     int world = Math.max(1, ctx.assignment().getWorldSize());
