@@ -151,8 +151,8 @@ public final class KMeansRunner implements TaskRunner {
     return new Outcome(modelUri.toString(), metrics);
   }
 
-  /** {index of the nearest centroid, its squared distance}. */
-  static double[] nearest(double[][] centroids, double[] q) {
+  /** {index of the nearest centroid (the first on ties), its squared distance}. */
+  public static double[] nearest(double[][] centroids, double[] q) {
     int best = 0;
     double bd = Double.POSITIVE_INFINITY;
     for (int c = 0; c < centroids.length; c++) {

@@ -66,7 +66,7 @@ public final class IvfIndex {
     int[] listOf = new int[n];
     int[] sizes = new int[nlist];
     for (int i = 0; i < n; i++) {
-      listOf[i] = nearest(c, rows[i]);
+      listOf[i] = (int) KMeansRunner.nearest(c, rows[i])[0];
       sizes[listOf[i]]++;
     }
     int[][] lists = new int[nlist][];
@@ -102,19 +102,6 @@ public final class IvfIndex {
 
   public int nlist() {
     return centroids.length;
-  }
-
-  private static int nearest(double[][] c, double[] q) {
-    int best = 0;
-    double bd = Double.POSITIVE_INFINITY;
-    for (int l = 0; l < c.length; l++) {
-      double d = BuiltinSupport.l2sq(q, c[l]);
-      if (d < bd) {
-        bd = d;
-        best = l;
-      }
-    }
-    return best;
   }
 
   /** At most {@code cap} distinct rows (k-means++ needs as many distinct rows as centroids). */

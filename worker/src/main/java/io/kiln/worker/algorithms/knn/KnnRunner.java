@@ -6,7 +6,6 @@ import io.kiln.protocol.proto.Progress;
 import io.kiln.protocol.proto.TaskAssignment;
 import io.kiln.worker.algorithms.data.TableFormat;
 import io.kiln.worker.algorithms.knn.BuiltinSupport.Rows;
-import io.kiln.worker.data.DataException;
 import io.kiln.worker.task.TaskEvents;
 import io.kiln.worker.task.TaskRunner;
 import io.kiln.worker.training.ModelArtifacts;
