@@ -167,4 +167,22 @@ class LinearLearnerRunnerTest {
     assertContains(failed(BuiltinHarness.run(ALG, Map.of("train", tmp.resolve("d/empty.csv").toString()),
         tmp.resolve("j6"), "predictor_type", "regressor")), "no data rows");
   }
+
+  @Test
+  void aStopRequestEndsTrainingAtTheNextStep() {
+    Random r = new Random(5);
+    double[][] x = features(100, 2, r);
+    double[] y = regressionLabels(x, new double[] {1, 1}, 0, 0.1, r);
+    float[] fy = new float[y.length];
+    for (int i = 0; i < y.length; i++) fy[i] = (float) y[i];
+    io.kiln.worker.training.StopSignal stop = new io.kiln.worker.training.StopSignal();
+    stop.stop("stopped by the test");
+    io.kiln.worker.task.TaskEvents events = new io.kiln.worker.task.TaskEvents("j", "t", "w", rep -> { });
+    LinearParams p = LinearParams.parse(Map.of("predictor_type", "regressor"));
+    io.kiln.worker.training.TaskStoppedException e = org.junit.jupiter.api.Assertions.assertThrows(
+        io.kiln.worker.training.TaskStoppedException.class, () -> LinearLearnerRunner.fit(p,
+            new io.kiln.worker.algorithms.knn.BuiltinSupport.Rows("mem", x, fy), null,
+            io.kiln.worker.algorithms.group.RankGroup.solo(), events, stop, 0));
+    assertTrue(e.getMessage().contains("stopped by the test"), e.getMessage());
+  }
 }
