@@ -17,15 +17,15 @@ import java.util.concurrent.Future;
 import org.junit.jupiter.api.Test;
 
 /** RankGroup's exact double exchange over a real 3-rank TCP ring. */
-class RankGroupTest {
+public class RankGroupTest {
   static final double[] AWKWARD = {0.1, -0.0, 1e300, -1e-310 /* subnormal */, Double.NaN, Double.NEGATIVE_INFINITY,
       Math.PI, Double.MIN_VALUE, Double.MAX_VALUE, 123456789.123456789};
 
-  interface RankBody<T> {
+  public interface RankBody<T> {
     T run(RankGroup g) throws Exception;
   }
 
-  static <T> List<T> onRanks(int world, RankBody<T> body) throws Exception {
+  public static <T> List<T> onRanks(int world, RankBody<T> body) throws Exception {
     CollectiveOptions options = CollectiveOptions.defaults();
     List<ServerSocketChannel> listeners = new ArrayList<>();
     List<String> addresses = new ArrayList<>();

@@ -193,4 +193,32 @@ class KMeansRunnerTest {
     KMeansRunner.Fit fit = KMeansRunner.fit(x, 4, true, 100, 1e-4, 3, null);
     assertSamePartition(truth, fit.assignments());
   }
+
+  @Test
+  void anEmptyClusterTakesTheFarthestRowOverAllRanks() throws Exception {
+    double[][] x = {{0, 0}, {0, 1}, {1, 0}, {9, 9}, {5, 5}, {5, 6}, {6, 5}};
+    // the middle centroid is far from every row: its cluster is empty in the first iteration
+    double[][] init = {{0, 0.5}, {100, 100}, {5.5, 5.5}};
+    KMeansRunner.Fit one = KMeansRunner.fit(x, copy(init), 10, 0, io.kiln.worker.algorithms.group.RankGroup.solo(),
+        null, null);
+    // it took the row farthest from its centroid: (9, 9)
+    assertTrue(java.util.Arrays.stream(one.centroids()).anyMatch(c -> c[0] == 9 && c[1] == 9),
+        java.util.Arrays.deepToString(one.centroids()));
+    List<KMeansRunner.Fit> two = io.kiln.worker.algorithms.group.RankGroupTest.onRanks(2, g -> {
+      double[][] shard = new double[(x.length - g.rank() + 1) / 2][];
+      for (int i = g.rank(), j = 0; i < x.length; i += 2, j++) shard[j] = x[i];
+      return KMeansRunner.fit(shard, copy(init), 10, 0, g, null, null);
+    });
+    for (KMeansRunner.Fit f : two) {
+      assertEquals(one.inertia(), f.inertia(), 1e-12);
+      assertEquals(one.iterations(), f.iterations());
+      for (int c = 0; c < 3; c++) assertArrayEquals(one.centroids()[c], f.centroids()[c], 1e-12);
+    }
+  }
+
+  static double[][] copy(double[][] a) {
+    double[][] c = new double[a.length][];
+    for (int i = 0; i < a.length; i++) c[i] = a[i].clone();
+    return c;
+  }
 }
