@@ -28,6 +28,8 @@ import java.time.Duration;
  */
 public final class RankGroup implements AutoCloseable {
   public static final String BACKEND = "ring";
+  /** The least time a rank waits in a collective for its peers. */
+  public static final Duration COLLECTIVE_TIMEOUT = Duration.ofMinutes(10);
 
   private final int rank;
   private final int world;
@@ -58,7 +60,11 @@ public final class RankGroup implements AutoCloseable {
     String host = config.hasPath("kiln.cluster.host") ? config.getString("kiln.cluster.host") : "127.0.0.1";
     Duration timeout = config.hasPath("kiln.worker.rendezvous-timeout")
         ? config.getDuration("kiln.worker.rendezvous-timeout") : Duration.ofSeconds(120);
-    CollectiveOptions options = CollectiveOptions.defaults();
+    // Ranks compute for long stretches between collectives (a PCA scatter matrix, a k-means pass
+    // over a large shard), and one may be slower than another: wait longer than the DJL loop's
+    // per-step default before calling a peer hung. A peer that dies closes its sockets and fails
+    // the others at once, not after this.
+    CollectiveOptions options = CollectiveOptions.defaults().withTimeout(max(timeout, COLLECTIVE_TIMEOUT));
     ServerSocketChannel listener = RingCollective.listen(host + ":0", options);
     try {
       int port = ((InetSocketAddress) listener.getLocalAddress()).getPort();
@@ -167,6 +173,10 @@ public final class RankGroup implements AutoCloseable {
   @Override
   public void close() {
     if (collective != null) collective.close();
+  }
+
+  private static Duration max(Duration a, Duration b) {
+    return a.compareTo(b) >= 0 ? a : b;
   }
 
   private static Config config() {
