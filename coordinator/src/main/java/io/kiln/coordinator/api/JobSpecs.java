@@ -23,9 +23,9 @@ import java.util.regex.Pattern;
  */
 public final class JobSpecs {
   /** Model definitions and algorithms a worker can run; extend as algorithms are added. */
-  public static final Set<String> KNOWN_ALGORITHMS = Set.of("mlp", "cnn", "xgboost", "knn", "kmeans", "script");
+  public static final Set<String> KNOWN_ALGORITHMS = Set.of("mlp", "cnn", "xgboost", "knn", "kmeans", "linear-learner", "pca", "script");
   /** Built-in algorithms whose hyperparameters the worker checks (the coordinator passes them through). */
-  static final Set<String> WORKER_CHECKED = Set.of("xgboost", "knn", "kmeans");
+  static final Set<String> WORKER_CHECKED = Set.of("xgboost", "knn", "kmeans", "linear-learner", "pca");
   /** Script mode (docs/script-mode.md): the user's code, settings in reserved hyperparameters. */
   static final String SCRIPT = "script";
   private static final Set<String> COLLECTIVES = Set.of("auto", "ring", "nccl");

@@ -45,4 +45,17 @@ class JobSpecsTest {
     assertEquals("channels.train: required (a directory path or file: URI)", noTrain.details().get(0));
     assertThrows(InvalidSpecException.class, () -> JobSpecs.parse("[1,2]"));
   }
+
+  @Test
+  void passesTheBuiltinsHyperparametersToTheWorker() throws Exception {
+    // linear-learner and pca check their own names and ranges on the worker (docs/algorithms.md)
+    JobSpec lin = JobSpecs.parse("""
+        {"name":"lin","algorithm":"linear-learner","hyperparameters":{"predictor_type":"binary_classifier","epochs":3},
+         "channels":{"train":"/data/train.csv"},"resources":{"workers":2}}""");
+    assertEquals("binary_classifier", lin.getHyperparametersOrThrow("predictor_type"));
+    JobSpec pca = JobSpecs.parse("""
+        {"name":"pca","algorithm":"pca","hyperparameters":{"num_components":5,"algorithm_mode":"randomized"},
+         "channels":{"train":"/data/train.csv"}}""");
+    assertEquals("randomized", pca.getHyperparametersOrThrow("algorithm_mode"));
+  }
 }

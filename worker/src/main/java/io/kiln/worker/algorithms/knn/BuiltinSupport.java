@@ -44,6 +44,19 @@ public final class BuiltinSupport {
     public int cols() {
       return x.length == 0 ? 0 : x[0].length;
     }
+
+    /** Rank {@code rank}'s shard of {@code world}: rows {@code i} with {@code i % world == rank}. */
+    public Rows shard(int rank, int world) {
+      if (world <= 1) return this;
+      int n = (x.length - rank + world - 1) / world;
+      double[][] sx = new double[Math.max(0, n)][];
+      float[] sy = new float[Math.max(0, n)];
+      for (int i = rank, j = 0; i < x.length; i += world, j++) {
+        sx[j] = x[i];
+        sy[j] = y[i];
+      }
+      return new Rows(source, sx, sy);
+    }
   }
 
   /** What was read: train, optional validation (null), the format. */
@@ -125,6 +138,33 @@ public final class BuiltinSupport {
       return def;
     }
 
+    /** A number in [min, max]. */
+    public double range(String name, double def, double min, double max) {
+      String v = raw(name);
+      if (v == null) return def;
+      try {
+        double d = Double.parseDouble(v);
+        if (!(d >= min && d <= max)) {
+          problems.add(name + " " + v + " is out of range: must be in [" + min + ", " + max + "]");
+          return def;
+        }
+        return d;
+      } catch (NumberFormatException e) {
+        problems.add(name + " '" + v + "' is not a number");
+        return def;
+      }
+    }
+
+    /** {@code true}/{@code false} (also 1/0). */
+    public boolean bool(String name, boolean def) {
+      String v = raw(name);
+      if (v == null) return def;
+      if (v.equalsIgnoreCase("true") || v.equals("1")) return true;
+      if (v.equalsIgnoreCase("false") || v.equals("0")) return false;
+      problems.add(name + " '" + v + "' is not true or false");
+      return def;
+    }
+
     public void problem(String p) {
       problems.add(p);
     }
@@ -143,20 +183,29 @@ public final class BuiltinSupport {
     }
   }
 
-  /** Warns about channels other than train and validation. */
   /**
    * The common start of a single-worker built-in: warn about unused channels and extra ranks, load
    * the train (and validation) data, refuse an empty training set, and log what was read.
    */
   public static Data loadForSingleWorker(io.kiln.worker.task.TaskRunner.Context ctx, String algorithm,
       String contentType, int maxRows, boolean csvLabel) throws DataException {
-    JobSpec spec = ctx.assignment().getSpec();
     TaskEvents events = ctx.events();
-    warnChannels(spec, events, algorithm);
     if (Math.max(1, ctx.assignment().getWorldSize()) > 1) {
       events.warn(algorithm + " runs on one worker: rank " + ctx.assignment().getRank()
           + " computes the same model as the others");
     }
+    return loadAll(ctx, algorithm, contentType, maxRows, csvLabel);
+  }
+
+  /**
+   * Warns about unused channels, loads all of the train (and validation) data on this rank, refuses
+   * an empty training set and logs what was read. Distributed built-ins then keep their {@link Rows#shard}.
+   */
+  public static Data loadAll(io.kiln.worker.task.TaskRunner.Context ctx, String algorithm,
+      String contentType, int maxRows, boolean csvLabel) throws DataException {
+    JobSpec spec = ctx.assignment().getSpec();
+    TaskEvents events = ctx.events();
+    warnChannels(spec, events, algorithm);
     long t0 = System.nanoTime();
     Data data = load(spec, contentType, maxRows, csvLabel, ctx.stop());
     Rows train = data.train();
@@ -283,4 +332,56 @@ public final class BuiltinSupport {
     return Math.sqrt(s);
   }
 
+  /** A descriptor's common head: {@code format} and {@code algorithm}, in order. */
+  public static Map<String, Object> descriptor(String format, String algorithm) {
+    Map<String, Object> d = new java.util.LinkedHashMap<>();
+    d.put("format", format);
+    d.put("algorithm", algorithm);
+    return d;
+  }
+
+  /**
+   * Adds the common tail ({@code input}, {@code hyperparameters}, {@code metrics}, ids, time) to
+   * {@code d}, writes {@code files} (name to bytes) then {@code descriptor} (last: a folder with it
+   * is complete) to the model folder, and the job's metrics.json.
+   */
+  public static void writeModel(io.kiln.worker.task.TaskRunner.Context ctx, URI modelUri, Map<String, byte[]> files,
+      Map<String, Object> d, Data data, String label, Map<String, String> hyperparameters,
+      Map<String, Double> metrics) throws IOException {
+    Map<String, Object> input = new java.util.LinkedHashMap<>();
+    input.put("content_type", data.format().contentType());
+    input.put("missing", "0");
+    if (label != null) input.put("label", label);
+    if (data.format() == TableFormat.IDX) input.put("preprocessing", "pixel / 255, row-major");
+    d.put("input", input);
+    d.put("hyperparameters", hyperparameters);
+    d.put("metrics", new TreeMap<>(metrics));
+    d.put("job_id", ctx.assignment().getJobId());
+    d.put("task_id", ctx.assignment().getTaskId());
+    d.put("created_at", java.time.Instant.now().toString());
+    ArtifactStore store = ArtifactStore.forRoot(modelUri);
+    for (Map.Entry<String, byte[]> f : files.entrySet()) store.put(modelUri.resolve(f.getKey()), f.getValue());
+    store.put(modelUri.resolve("kiln-model.json"), (GSON.toJson(d) + "\n").getBytes(StandardCharsets.UTF_8));
+    io.kiln.worker.training.ModelArtifacts.writeMetrics(ArtifactStore.forRoot(ctx.jobUri()),
+        io.kiln.worker.training.ModelArtifacts.normalize(ctx.jobUri().resolve("metrics.json")), metrics);
+    ctx.events().info("model written to " + modelUri);
+  }
+
+  /** JSON bytes of {@code o} (pretty, NaN allowed). */
+  public static byte[] json(Object o) {
+    return (GSON.toJson(o) + "\n").getBytes(StandardCharsets.UTF_8);
+  }
+
+  /** {@code x} as nested lists (for JSON). */
+  public static List<List<Double>> lists(double[][] x) {
+    List<List<Double>> out = new ArrayList<>(x.length);
+    for (double[] r : x) out.add(list(r));
+    return out;
+  }
+
+  public static List<Double> list(double[] r) {
+    List<Double> l = new ArrayList<>(r.length);
+    for (double v : r) l.add(v);
+    return l;
+  }
 }

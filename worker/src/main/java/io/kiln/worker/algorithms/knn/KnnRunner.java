@@ -6,7 +6,6 @@ import io.kiln.protocol.proto.Progress;
 import io.kiln.protocol.proto.TaskAssignment;
 import io.kiln.worker.algorithms.data.TableFormat;
 import io.kiln.worker.algorithms.knn.BuiltinSupport.Rows;
-import io.kiln.worker.data.DataException;
 import io.kiln.worker.task.TaskEvents;
 import io.kiln.worker.task.TaskRunner;
 import io.kiln.worker.training.ModelArtifacts;
@@ -32,31 +31,41 @@ import java.util.concurrent.Future;
  * (docs/algorithms.md). Training stores the (optionally subsampled) training set as the model
  * ({@code data.f32} + {@code kiln-model.json}); the validation set is then classified by majority
  * vote (ties: the class of the nearest neighbour among the tied classes) or regressed by the mean
- * of the k neighbours' labels. Search is exact (brute force).
+ * of the k neighbours' labels. Search is exact (brute force) or through an {@link IvfIndex}.
  */
 public final class KnnRunner implements TaskRunner {
   public static final String NAME = "knn";
   public static final String DESCRIPTOR = "kiln-model.json";
   public static final String DATA_FILE = "data.f32";
+  public static final String IVF_FILE = "ivf.f32";
   public static final String FORMAT = "kiln-knn-v1";
   private static final long PROGRESS_INTERVAL_NANOS = 1_000_000_000L;
   private static final int BATCH = 64;
 
   /** The checked hyperparameters. */
-  public record Params(int k, boolean classifier, int sampleSize, boolean cosine, String indexType, long seed,
-      int maxRows, String contentType, Map<String, String> effective) {
+  public record Params(int k, boolean classifier, int sampleSize, boolean cosine, String indexType, int nlist,
+      int nprobe, long seed, int maxRows, String contentType, Map<String, String> effective) {
 
     public static Params parse(Map<String, String> hp) {
       BuiltinSupport.Checker c = new BuiltinSupport.Checker(NAME, hp,
-          Set.of("k", "predictor_type", "sample_size", "distance", "index_type", "seed", "feature_dim"));
+          Set.of("k", "predictor_type", "sample_size", "distance", "index_type", "faiss_index_ivf_nlist",
+              "faiss_index_nprobe", "seed", "feature_dim"));
       Long k = c.integer("k", null, 1, 1024);
       String type = c.choice("predictor_type", null, "classifier", "regressor");
       Long sample = c.integer("sample_size", 0L, 1, Integer.MAX_VALUE);
       String distance = c.choice("distance", "l2", "l2", "cosine");
       String index = hp.get("index_type");
-      if (index != null && !index.trim().equalsIgnoreCase("exact")) {
-        c.problem("index_type '" + index.trim() + "' is not available: only exact (brute-force search) is "
-            + "implemented so far");
+      if (index != null && index.trim().equalsIgnoreCase("faiss.IVFPQ")) {
+        c.problem("index_type 'faiss.IVFPQ' is not available: exact (brute-force search) and faiss.IVFFlat "
+            + "(inverted lists, exact distances) are implemented");
+        index = null;
+      }
+      index = c.choice("index_type", "exact", "exact", "faiss.IVFFlat");
+      boolean ivf = "faiss.IVFFlat".equals(index);
+      Long nlist = auto(hp, "faiss_index_ivf_nlist") ? 0L : c.integer("faiss_index_ivf_nlist", 0L, 1, 1_000_000);
+      Long nprobe = auto(hp, "faiss_index_nprobe") ? 0L : c.integer("faiss_index_nprobe", 0L, 1, 1_000_000);
+      if (!ivf && (hp.containsKey("faiss_index_ivf_nlist") || hp.containsKey("faiss_index_nprobe"))) {
+        c.problem("faiss_index_ivf_nlist and faiss_index_nprobe are only for index_type faiss.IVFFlat");
       }
       Long seed = c.integer("seed", 0L, Long.MIN_VALUE, Long.MAX_VALUE);
       c.integer("feature_dim", 0L, 1, Integer.MAX_VALUE);
@@ -66,10 +75,15 @@ public final class KnnRunner implements TaskRunner {
       eff.put("k", Long.toString(k));
       eff.put("predictor_type", type);
       eff.put("distance", distance);
-      eff.put("index_type", "exact");
+      eff.put("index_type", index);
       eff.put("seed", Long.toString(seed));
       return new Params(k.intValue(), type.equals("classifier"), sample.intValue(), distance.equals("cosine"),
-          "exact", seed, maxRows, c.contentType(), eff);
+          index, nlist.intValue(), nprobe.intValue(), seed, maxRows, c.contentType(), eff);
+    }
+
+    private static boolean auto(Map<String, String> hp, String name) {
+      String v = hp.get(name);
+      return v != null && v.trim().equalsIgnoreCase("auto");
     }
   }
 
@@ -101,7 +115,16 @@ public final class KnnRunner implements TaskRunner {
       classes = classes(train);
       if (data.validation() != null) checkIntegerLabels(data.validation());
     }
-    Model model = new Model(train.x(), train.y(), p.k(), p.classifier(), p.cosine());
+    IvfIndex index = null;
+    if (p.indexType().equals("faiss.IVFFlat")) {
+      long tIndex = System.nanoTime();
+      int nlist = p.nlist() > 0 ? p.nlist() : IvfIndex.autoNlist(train.rows());
+      index = IvfIndex.build(train.x(), nlist, p.nprobe() > 0 ? p.nprobe() : IvfIndex.autoNprobe(nlist),
+          p.cosine(), p.seed());
+      events.info(String.format(Locale.ROOT, "faiss.IVFFlat index: %d lists, nprobe %d, built in %.2f s",
+          index.nlist(), index.nprobe, (System.nanoTime() - tIndex) / 1e9));
+    }
+    Model model = new Model(train.x(), train.y(), p.k(), p.classifier(), p.cosine(), index);
     double trainSeconds = (System.nanoTime() - t0) / 1e9;
 
     Map<String, Double> metrics = new LinkedHashMap<>();
@@ -147,6 +170,13 @@ public final class KnnRunner implements TaskRunner {
       d.put("predictor_type", p.classifier() ? "classifier" : "regressor");
       d.put("distance", p.cosine() ? "cosine" : "l2");
       d.put("index_type", p.indexType());
+      if (index != null) {
+        d.put("faiss_index_ivf_nlist", index.nlist());
+        d.put("faiss_index_nprobe", index.nprobe);
+        d.put("ivf_file", IVF_FILE);
+        d.put("ivf_layout", "little-endian float32: nlist x num_features centroids (row-major, on unit-length rows "
+            + "for cosine), then num_rows list ids (the list of each stored row)");
+      }
       d.put("num_features", train.cols());
       d.put("num_rows", train.rows());
       if (classes != null) {
@@ -166,6 +196,11 @@ public final class KnnRunner implements TaskRunner {
       d.put("job_id", a.getJobId());
       d.put("task_id", a.getTaskId());
       d.put("created_at", Instant.now().toString());
+      if (index != null) {
+        float[] ids = new float[index.listOf.length];
+        for (int i = 0; i < ids.length; i++) ids[i] = index.listOf[i];
+        ArtifactStore.forRoot(modelUri).put(modelUri.resolve(IVF_FILE), BuiltinSupport.float32(index.centroids, ids));
+      }
       BuiltinSupport.write(modelUri, DATA_FILE, BuiltinSupport.float32(train.x(), train.y()), DESCRIPTOR, d);
       ModelArtifacts.writeMetrics(ArtifactStore.forRoot(ctx.jobUri()),
           ModelArtifacts.normalize(ctx.jobUri().resolve("metrics.json")), metrics);
@@ -225,8 +260,15 @@ public final class KnnRunner implements TaskRunner {
     private final int k;
     private final boolean classifier;
     private final boolean cosine;
+    private final IvfIndex index;
 
     public Model(double[][] x, float[] y, int k, boolean classifier, boolean cosine) {
+      this(x, y, k, classifier, cosine, null);
+    }
+
+    /** With an {@link IvfIndex} (null: exact search). */
+    public Model(double[][] x, float[] y, int k, boolean classifier, boolean cosine, IvfIndex index) {
+      this.index = index;
       this.x = x;
       this.y = y;
       this.k = k;
@@ -246,14 +288,21 @@ public final class KnnRunner implements TaskRunner {
       return den == 0 ? 1 : 1 - dot / den;
     }
 
-    /** The k nearest stored rows, nearest first (equal distances: lower row index first). */
+    /**
+     * The k nearest stored rows, nearest first (equal distances: lower row index first); with an
+     * index, among the rows of its probed lists (exact search when those hold fewer than k rows).
+     */
     public int[] neighbours(double[] q) {
       double qn = cosine ? BuiltinSupport.norm(q) : 0;
-      int kk = Math.min(k, x.length);
+      int[] cand = index == null ? null : index.candidates(q);
+      if (cand != null && cand.length < Math.min(k, x.length)) cand = null; // too few in the probed lists: exact
+      int m = cand == null ? x.length : cand.length;
+      int kk = Math.min(k, m);
       int[] idx = new int[kk];
       double[] dist = new double[kk];
       int n = 0;
-      for (int i = 0; i < x.length; i++) {
+      for (int c = 0; c < m; c++) {
+        int i = cand == null ? c : cand[c];
         double d = distance(q, qn, i);
         if (n == kk && d >= dist[n - 1]) continue;
         int pos = n == kk ? n - 1 : n++;

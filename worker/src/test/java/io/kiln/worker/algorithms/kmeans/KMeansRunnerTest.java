@@ -1,5 +1,6 @@
 package io.kiln.worker.algorithms.kmeans;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -164,5 +165,60 @@ class KMeansRunnerTest {
     assertTrue(reason.contains("tol -1"), reason);
     assertTrue(reason.contains("max_iter 0"), reason);
     assertThrows(IllegalArgumentException.class, () -> KMeansRunner.fit(new double[][] {{1}}, 2, true, 10, 0, 0, null));
+  }
+
+  @Test
+  void twoRanksComputeTheOneRankClusters() throws Exception {
+    int[] truth = new int[4 * 51];
+    double[][] x = clusters(4, 51, 3, 21, truth);
+    Map<String, String> ch = Map.of("train",
+        io.kiln.worker.algorithms.BuiltinHarness.csv(tmp.resolve("d/train.csv"), null, x).toString());
+    // k-means++ on the 4 clusters, and random init with more centroids than clusters
+    for (String[] hp : new String[][] {{"k", "4", "seed", "3"}, {"k", "6", "init", "random", "seed", "5"}}) {
+      Path one = tmp.resolve("one" + hp[1]);
+      Path two = tmp.resolve("two" + hp[1]);
+      Map<String, Double> m1 = io.kiln.worker.algorithms.BuiltinHarness.completed(
+          io.kiln.worker.algorithms.BuiltinHarness.run("kmeans", ch, one, hp));
+      List<List<TaskReport>> ranks = io.kiln.worker.algorithms.BuiltinHarness.runRanks(2, "kmeans", ch, two, hp);
+      Map<String, Double> r0 = io.kiln.worker.algorithms.BuiltinHarness.completed(ranks.get(0));
+      Map<String, Double> r1 = io.kiln.worker.algorithms.BuiltinHarness.completed(ranks.get(1));
+      assertEquals(102.0, r0.get("rank_train_rows"));
+      assertEquals(r0.get("train_inertia"), r1.get("train_inertia"), 0.0);
+      assertEquals(m1.get("iterations"), r0.get("iterations"));
+      assertEquals(m1.get("train_inertia"), r0.get("train_inertia"), 1e-9 * m1.get("train_inertia"));
+      assertArrayEquals(Files.readAllBytes(one.resolve("model/centroids.f32")),
+          Files.readAllBytes(two.resolve("model/centroids.f32")));
+    }
+    // and k 4 finds the true clusters
+    KMeansRunner.Fit fit = KMeansRunner.fit(x, 4, true, 100, 1e-4, 3, null);
+    assertSamePartition(truth, fit.assignments());
+  }
+
+  @Test
+  void anEmptyClusterTakesTheFarthestRowOverAllRanks() throws Exception {
+    double[][] x = {{0, 0}, {0, 1}, {1, 0}, {9, 9}, {5, 5}, {5, 6}, {6, 5}};
+    // the middle centroid is far from every row: its cluster is empty in the first iteration
+    double[][] init = {{0, 0.5}, {100, 100}, {5.5, 5.5}};
+    KMeansRunner.Fit one = KMeansRunner.fit(x, copy(init), 10, 0, io.kiln.worker.algorithms.group.RankGroup.solo(),
+        null, null);
+    // it took the row farthest from its centroid: (9, 9)
+    assertTrue(java.util.Arrays.stream(one.centroids()).anyMatch(c -> c[0] == 9 && c[1] == 9),
+        java.util.Arrays.deepToString(one.centroids()));
+    List<KMeansRunner.Fit> two = io.kiln.worker.algorithms.group.RankGroupTest.onRanks(2, g -> {
+      double[][] shard = new double[(x.length - g.rank() + 1) / 2][];
+      for (int i = g.rank(), j = 0; i < x.length; i += 2, j++) shard[j] = x[i];
+      return KMeansRunner.fit(shard, copy(init), 10, 0, g, null, null);
+    });
+    for (KMeansRunner.Fit f : two) {
+      assertEquals(one.inertia(), f.inertia(), 1e-12);
+      assertEquals(one.iterations(), f.iterations());
+      for (int c = 0; c < 3; c++) assertArrayEquals(one.centroids()[c], f.centroids()[c], 1e-12);
+    }
+  }
+
+  static double[][] copy(double[][] a) {
+    double[][] c = new double[a.length][];
+    for (int i = 0; i < a.length; i++) c[i] = a[i].clone();
+    return c;
   }
 }

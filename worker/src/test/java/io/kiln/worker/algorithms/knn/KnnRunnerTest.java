@@ -1,5 +1,6 @@
 package io.kiln.worker.algorithms.knn;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -205,16 +206,76 @@ class KnnRunnerTest {
     assertTrue(r.contains("unknown hyperparameter kk"), r);
     assertTrue(r.contains("k is required"), r);
     r = failed(run(assignment(ch, tmp.resolve("j2"), "k", "0", "predictor_type", "ranker", "distance", "l1",
-        "index_type", "faiss.IVFFlat")));
+        "index_type", "faiss.IVFPQ", "faiss_index_ivf_nlist", "0")));
     assertTrue(r.contains("k 0 is out of range"), r);
     assertTrue(r.contains("predictor_type 'ranker'"), r);
     assertTrue(r.contains("distance 'l1'"), r);
-    assertTrue(r.contains("index_type 'faiss.IVFFlat' is not available"), r);
+    assertTrue(r.contains("index_type 'faiss.IVFPQ' is not available"), r);
+    assertTrue(r.contains("faiss_index_ivf_nlist 0 is out of range"), r);
     r = failed(run(assignment(ch, tmp.resolve("j3"), "k", "1025", "predictor_type", "classifier")));
     assertTrue(r.contains("k 1025 is out of range"), r);
     r = failed(run(assignment(ch, tmp.resolve("j4"), "k", "21", "predictor_type", "classifier")));
     assertTrue(r.contains("k 21 is larger than the 20 training rows"), r);
     r = failed(run(assignment(ch, tmp.resolve("j5"), "k", "abc", "predictor_type", "classifier")));
     assertTrue(r.contains("k 'abc' is not an integer"), r);
+  }
+
+  /** {@code rows} points around 40 random centres in 16 dimensions. */
+  static double[][] blobs(int rows, long seed) {
+    Random r = new Random(seed);
+    double[][] centres = new double[40][16];
+    for (double[] c : centres) for (int j = 0; j < 16; j++) c[j] = 10 * r.nextGaussian();
+    double[][] x = new double[rows][16];
+    for (int i = 0; i < rows; i++) {
+      double[] c = centres[r.nextInt(40)];
+      for (int j = 0; j < 16; j++) x[i][j] = c[j] + 2 * r.nextGaussian();
+    }
+    return x;
+  }
+
+  @Test
+  void ivfFlatIsExactWithAllListsAndHasHighRecallWithFew() throws Exception {
+    double[][] x = blobs(4000, 11);
+    float[] y = new float[x.length];
+    double[][] queries = blobs(200, 12);
+    for (boolean cosine : new boolean[] {false, true}) {
+      KnnRunner.Model exact = new KnnRunner.Model(x, y, 10, true, cosine);
+      int nlist = IvfIndex.autoNlist(x.length);
+      KnnRunner.Model all = new KnnRunner.Model(x, y, 10, true, cosine, IvfIndex.build(x, nlist, nlist, cosine, 1));
+      IvfIndex few = IvfIndex.build(x, nlist, IvfIndex.autoNprobe(nlist), cosine, 1);
+      KnnRunner.Model approx = new KnnRunner.Model(x, y, 10, true, cosine, few);
+      int found = 0;
+      long scanned = 0;
+      for (double[] q : queries) {
+        int[] truth = exact.neighbours(q);
+        assertArrayEquals(truth, all.neighbours(q), "nprobe = nlist is exact search");
+        java.util.Set<Integer> t = new java.util.HashSet<>();
+        for (int i : truth) t.add(i);
+        for (int i : approx.neighbours(q)) if (t.contains(i)) found++;
+        scanned += few.candidates(q).length;
+      }
+      double recall = found / (10.0 * queries.length);
+      System.out.printf("knn faiss.IVFFlat 4000 x 16, nlist %d nprobe %d, cosine %s: recall@10 %.3f, scanned %.1f%%%n",
+          nlist, IvfIndex.autoNprobe(nlist), cosine, recall, 100.0 * scanned / ((double) x.length * queries.length));
+      assertTrue(recall >= 0.9, "recall@10 " + recall + " cosine " + cosine);
+      assertTrue(scanned < 0.3 * x.length * queries.length, "scanned " + scanned);
+    }
+  }
+
+  @Test
+  void ivfFlatTaskOnFashionMnist() throws Exception {
+    Path job = tmp.resolve("job");
+    Map<String, Double> m = completed(run(assignment(Map.of("train", TestData.fashionSmall().toString()), job,
+        "k", "5", "predictor_type", "classifier", "sample_size", "2000", "index_type", "faiss.IVFFlat")));
+    // the exact search's accuracy on this set is 0.787 (fashionMnistClassifier)
+    System.out.printf("knn faiss.IVFFlat on fashion-mnist-small: validation_accuracy %.4f, evaluation_seconds %.3f%n",
+        m.get("validation_accuracy"), m.get("evaluation_seconds"));
+    assertTrue(m.get("validation_accuracy") > 0.75, m::toString);
+    JsonObject d = JsonParser.parseString(Files.readString(job.resolve("model/kiln-model.json"))).getAsJsonObject();
+    assertEquals("faiss.IVFFlat", d.get("index_type").getAsString());
+    int nlist = d.get("faiss_index_ivf_nlist").getAsInt();
+    assertEquals(45, nlist);
+    assertEquals(6, d.get("faiss_index_nprobe").getAsInt());
+    assertEquals(4L * (nlist * 784 + 2000), Files.size(job.resolve("model/ivf.f32")));
   }
 }

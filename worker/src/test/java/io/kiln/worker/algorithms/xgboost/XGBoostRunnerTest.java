@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import io.kiln.protocol.proto.GroupSpec;
 import io.kiln.protocol.proto.JobSpec;
 import io.kiln.protocol.proto.Resources;
 import io.kiln.protocol.proto.StoppingCondition;
@@ -16,7 +15,6 @@ import io.kiln.protocol.proto.TaskAssignment;
 import io.kiln.protocol.proto.TaskReport;
 import io.kiln.worker.TestData;
 import io.kiln.worker.task.GradientSyncFactory;
-import io.kiln.worker.task.GroupRendezvous;
 import io.kiln.worker.task.TaskEvents;
 import io.kiln.worker.task.TaskRunner;
 import io.kiln.worker.task.TaskRunners;
@@ -29,7 +27,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
-import java.util.TreeMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.Consumer;
 import java.util.stream.Collectors;
@@ -313,36 +310,12 @@ class XGBoostRunnerTest {
     String[] hp = {"objective", "binary:logistic", "num_round", "20", "max_depth", "3", "eval_metric", "error"};
     Map<String, Double> single = completed(run(assignment(spec(channels, hp), tmp.resolve("one"), 0, 1)));
 
-    // a stand-in for the coordinator: once both ranks announced themselves, form the group
-    GroupRendezvous[] rendezvous = new GroupRendezvous[2];
-    Map<Integer, String> addresses = new TreeMap<>();
-    List<List<TaskReport>> reports = List.of(new CopyOnWriteArrayList<>(), new CopyOnWriteArrayList<>());
-    Thread[] threads = new Thread[2];
-    for (int rank = 0; rank < 2; rank++) {
-      int r = rank;
-      TaskAssignment a = assignment(spec(channels, hp), tmp.resolve("two"), r, 2);
-      TaskEvents events = new TaskEvents(a.getJobId(), a.getTaskId(), "w-" + r, rep -> {
-        reports.get(r).add(rep);
-        if (rep.hasRendezvous()) {
-          synchronized (addresses) {
-            assertEquals("xgboost", rep.getRendezvous().getBackend());
-            addresses.put(rep.getRendezvous().getRank(), rep.getRendezvous().getDataAddress());
-            if (addresses.size() == 2) {
-              GroupSpec g = GroupSpec.newBuilder().setGeneration(1).addAllDataAddresses(addresses.values())
-                  .setBackend("ring").build();
-              for (GroupRendezvous gr : rendezvous) gr.formed(g);
-            }
-          }
-        }
-      });
-      StopSignal stop = new StopSignal();
-      rendezvous[r] = new GroupRendezvous(events, stop);
-      TrainingTask task = new TrainingTask(a, events, stop, GradientSyncFactory.SINGLE_RANK_ONLY,
-          URI.create("file:/nonexistent/"), rendezvous[r]);
-      threads[r] = new Thread(task, "rank-" + r);
+    // two ranks as threads, with a stand-in for the coordinator's rendezvous
+    List<List<TaskReport>> reports = io.kiln.worker.algorithms.BuiltinHarness.runRanks(2, "xgboost", channels,
+        tmp.resolve("two"), hp);
+    for (List<TaskReport> rank : reports) {
+      assertTrue(rank.stream().anyMatch(r -> r.hasRendezvous() && r.getRendezvous().getBackend().equals("xgboost")));
     }
-    for (Thread t : threads) t.start();
-    for (Thread t : threads) t.join(60_000);
     Map<String, Double> rank0 = completed(reports.get(0));
     Map<String, Double> rank1 = completed(reports.get(1));
     assertEquals(2000.0, rank0.get("train_rows"));
