@@ -39,6 +39,7 @@ public final class RecoveryBenchmark {
   private static final Pattern ELASTIC_RESUMED = Pattern.compile("^generation (\\d+): rank .* \\(global step (\\d+)\\) from rank");
   private static final Pattern RESTART_RESUMED = Pattern.compile("^resumed from .*global step (\\d+)\\)");
   private static final Pattern LEFT_AT = Pattern.compile("left generation \\d+ at step (-?\\d+)");
+  private static final Pattern REATTACHED = Pattern.compile("^re-attached after the coordinator restart: (\\d+) task");
 
   record Outcome(String mode, String status, double resumeSeconds, long stepAtFailure, long resumedStep, double accuracy,
                  int exactlyOnceEpochs, int accountingErrors, String victim) {
@@ -52,6 +53,9 @@ public final class RecoveryBenchmark {
     int workers = 3;
     long seed = 1;
     int checkpointEvery = 100;
+    // elastic: kill -9 a worker, survivors continue; restart: the same with recovery "restart";
+    // freeze: SIGSTOP a worker for 20 s (a hung or cut-off node); coordinator: kill -9 the coordinator
+    List<String> modes = List.of("elastic", "restart");
     Path repo = Path.of(System.getProperty("kiln.home", ".")).toAbsolutePath().normalize();
     String data = "/usr/share/datasets/fashion-mnist";
     for (int i = 0; i < args.length; i++) {
@@ -61,13 +65,13 @@ public final class RecoveryBenchmark {
         case "--data" -> data = args[++i];
         case "--seed" -> seed = Long.parseLong(args[++i]);
         case "--checkpoint-every" -> checkpointEvery = Integer.parseInt(args[++i]);
+        case "--modes" -> modes = List.of(args[++i].split(","));
         default -> throw new IllegalArgumentException("unknown argument " + args[i]);
       }
     }
     Random rnd = new Random(seed);
     Path dataDir = Files.createTempDirectory("kiln-w5-");
-    List<Outcome> elastic = new ArrayList<>();
-    List<Outcome> restart = new ArrayList<>();
+    Map<String, List<Outcome>> outcomes = new java.util.LinkedHashMap<>();
     try (LocalCluster cluster = LocalCluster.start(LocalCluster.Options.builder().repoRoot(repo).dataDir(dataDir)
         .workers(workers).apiPort(0).clusterPort(0).killOnExit(true).build())) {
       KilnClient api = cluster.client();
@@ -79,11 +83,12 @@ public final class RecoveryBenchmark {
       System.out.printf(Locale.ROOT, "fault-free: %d steps, test accuracy %.4f, %.0f samples/s%n", steps, cleanAcc,
           clean.metric("samples_per_sec"));
       for (int run = 1; run <= runs; run++) {
-        for (String mode : List.of("elastic", "restart")) {
+        for (String mode : modes) {
           // a random moment between 15% and 85% of the epoch
           long killAt = (long) (steps * (0.15 + 0.7 * rnd.nextDouble()));
-          Outcome o = runOnce(cluster, api, spec("w5-" + mode, workers, data, mode, checkpointEvery), mode, killAt, rnd);
-          (mode.equals("elastic") ? elastic : restart).add(o);
+          String recovery = mode.equals("restart") ? "restart" : "elastic";
+          Outcome o = runOnce(cluster, api, spec("w5-" + mode, workers, data, recovery, checkpointEvery), mode, killAt, rnd);
+          outcomes.computeIfAbsent(mode, m -> new ArrayList<>()).add(o);
           System.out.printf(Locale.ROOT, "run %d %-7s kill %s at step ~%d: %s, resumed after %.2f s at step %d (failure at "
               + "step %d: %d completed step(s) lost), accuracy %.4f (%+.4f vs fault-free), exactly-once epochs %d, "
               + "accounting errors %d%n", run, mode, o.victim(), killAt, o.status(), o.resumeSeconds(), o.resumedStep(),
@@ -92,8 +97,7 @@ public final class RecoveryBenchmark {
         }
       }
       System.out.println();
-      summary("elastic", elastic, cleanAcc);
-      summary("restart", restart, cleanAcc);
+      outcomes.forEach((mode, outs) -> summary(mode, outs, cleanAcc));
     }
   }
 
@@ -107,9 +111,21 @@ public final class RecoveryBenchmark {
       if (v.progress() != null && v.progress().step() >= killAt && v.workers().size() >= 3) break;
       Thread.sleep(20);
     }
-    String victim = v.workers().get(rnd.nextInt(v.workers().size()));
+    String victim = mode.equals("coordinator") ? "coordinator" : v.workers().get(rnd.nextInt(v.workers().size()));
     Instant killed = Instant.now();
-    cluster.killWorker(victim, true);
+    long pid = cluster.node(victim).orElseThrow().pid();
+    switch (mode) {
+      case "coordinator" -> {
+        cluster.killCoordinator(true);
+        cluster.restartCoordinator();
+      }
+      case "freeze" -> {
+        signal("STOP", pid);
+        Thread.sleep(20_000);
+        signal("CONT", pid);
+      }
+      default -> cluster.killWorker(victim, true);
+    }
     JobView done = api.awaitFinal(id, Duration.ofMinutes(15), Duration.ofMillis(200));
     List<LogLine> log = new ArrayList<>();
     api.streamLogs(id, false, log::add);
@@ -121,18 +137,27 @@ public final class RecoveryBenchmark {
       if (m.find()) failureStep = Math.max(failureStep, Long.parseLong(m.group(1) != null ? m.group(1) : m.group(2)));
       Matcher left = LEFT_AT.matcher(l.message());
       if (left.find()) failureStep = Math.max(failureStep, Long.parseLong(left.group(1)));
-      Matcher r = (mode.equals("elastic") ? ELASTIC_RESUMED : RESTART_RESUMED).matcher(l.message());
+      Matcher r = (mode.equals("restart") ? RESTART_RESUMED : mode.equals("coordinator") ? REATTACHED
+          : ELASTIC_RESUMED).matcher(l.message());
       if (r.find() && Double.isNaN(resumeSeconds) && Instant.parse(l.at()).isAfter(killed)) {
         resumedStep = Long.parseLong(r.group(r.groupCount()));
         resumeSeconds = Duration.between(killed, Instant.parse(l.at())).toMillis() / 1000.0;
       }
     }
-    // the killed worker is replaced so that every run starts on the same cluster
-    cluster.addWorker();
+    if (mode.equals("coordinator")) {
+      resumedStep = failureStep; // the ranks never stopped; what matters is that nothing restarted
+      if (done.history().stream().anyMatch(h -> h.event().equals("Restarted"))) resumedStep = -1;
+    }
+    // a killed worker is replaced so that every run starts on the same cluster (a frozen one re-joins)
+    if (mode.equals("elastic") || mode.equals("restart")) cluster.addWorker();
     cluster.awaitReady(3, Duration.ofSeconds(120), s -> { });
     Double acc = done.testAccuracy();
     return new Outcome(mode, done.status(), resumeSeconds, failureStep, resumedStep, acc == null ? Double.NaN : acc,
         intMetric(done, "epochs_exactly_once"), intMetric(done, "sample_accounting_errors"), victim);
+  }
+
+  static void signal(String sig, long pid) throws Exception {
+    new ProcessBuilder("kill", "-" + sig, String.valueOf(pid)).inheritIO().start().waitFor();
   }
 
   static void summary(String mode, List<Outcome> outs, double cleanAcc) {

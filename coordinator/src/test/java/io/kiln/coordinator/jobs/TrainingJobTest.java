@@ -54,7 +54,8 @@ class TrainingJobTest {
     worker = kit.createTestProbe();
     changes = new CopyOnWriteArrayList<>();
     TrainingJob.Dependencies deps = new TrainingJob.Dependencies(scheduler.ref(), new JobTelemetry(dir), "file:/artifacts/",
-        changes::add, s -> {}, Duration.ofSeconds(10), Duration.ofSeconds(30), Duration.ofSeconds(2));
+        changes::add, s -> {}, Duration.ofSeconds(10), Duration.ofSeconds(30), Duration.ofSeconds(2),
+        new TrainingJob.ElasticSettings(Duration.ofSeconds(10), Duration.ofSeconds(60), 3, Duration.ofSeconds(2)));
     job = EventSourcedBehaviorTestKit.create(kit.system(), TrainingJob.create("job-1", deps),
         new EventSourcedBehaviorTestKit.SerializationSettings(true, true, false, true, false));
   }
@@ -268,15 +269,44 @@ class TrainingJobTest {
     assertEquals("no longer needed", r.state().stopReason());
   }
 
+  /** Its task kept running on the worker: the recovered job re-attaches it and carries on. */
   @Test
-  void aRunningJobRecoveredAfterACoordinatorCrashResumesFromTheQueue() {
+  void aRunningJobRecoveredAfterACoordinatorCrashReattachesItsTasks() {
+    WorkerCommand.StartTask start = submitAndPlace();
+    start.reportTo().tell(report("started").setStarted(TaskStarted.getDefaultInstance()).build());
+    awaitStatus(JobStatus.Running);
+    job.restart();
+    var reserve = scheduler.expectMessageClass(Scheduler.Reserve.class);
+    assertEquals(List.of("worker-1"), reserve.workerIds());
+    job.runCommand(new TrainingJob.Adopt("job-1-r0", "worker-1", worker.ref()));
+    var attach = worker.expectMessageClass(WorkerCommand.AttachTask.class);
+    assertEquals("job-1-r0", attach.taskId());
+    // its held reports arrive through the new reference: the job completes
+    attach.reportTo().tell(report("done").setCompleted(TaskCompleted.newBuilder().setModelUri("file:/m/")).build());
+    awaitStatus(JobStatus.Completed);
+    List<String> events = job.getState().history().stream().map(JobState.HistoryEntry::event).toList();
+    assertTrue(events.contains("Reattached") && !events.contains("Restarted"), events.toString());
+  }
+
+  /** Nothing reported back (the workers died with it): back to the queue to resume from the checkpoint. */
+  @Test
+  void aRunningJobWhoseTasksDoNotReportBackResumesFromTheQueue() {
     submitAndPlace();
     job.restart();
+    scheduler.expectMessageClass(Scheduler.Reserve.class);
     awaitStatus(JobStatus.Pending);
     scheduler.expectMessageClass(Scheduler.Release.class);
     assertEquals("job-1", scheduler.expectMessageClass(Scheduler.RequestPlacement.class).jobId());
     JobState.HistoryEntry last = job.getState().history().get(job.getState().history().size() - 1);
-    assertTrue(last.event().equals("Restarted") && last.detail().contains("coordinator restarted"), last.toString());
+    assertTrue(last.event().equals("Restarted") && last.detail().contains("0 of 1 task(s) reported back"), last.toString());
+  }
+
+  /** A task found on a worker that is not (or no longer) the job's is stopped. */
+  @Test
+  void aStrangeTaskIsStopped() {
+    submitAndPlace();
+    job.runCommand(new TrainingJob.Adopt("job-1-r7", "worker-9", worker.ref()));
+    assertEquals("job-1-r7", worker.expectMessageClass(WorkerCommand.StopTask.class).taskId());
   }
 
   @Test
