@@ -96,6 +96,7 @@ public final class CoordinatorMain {
     Duration askTimeout = config.getDuration("kiln.api.ask-timeout");
     // Each capability beyond training jobs (tuning, registry, endpoints, ...) adds its API slice here.
     List<ApiExtension> extensions = new ArrayList<>();
+    extensions.add(io.kiln.coordinator.tuning.TuningApi.start(system, config, jobs, readJournal::currentPersistenceIds, telemetry::latestProgress));
     ApiRoutes routes = new ApiRoutes(system, jobs, telemetry, token, askTimeout, extensions);
     String host = config.getString("kiln.api.host");
     int port = config.getInt("kiln.api.port");
