@@ -32,6 +32,7 @@ import picocli.CommandLine.Spec;
                 LogsCommand.class,
                 StopCommand.class,
                 ClusterCommand.class,
+                TuneCommand.class, TuningCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"",
