@@ -90,12 +90,12 @@ class TuningEndToEndTest {
       assertTrue(describe.contains("RANK") && describe.contains("learning_rate") && describe.contains("t004"), describe);
       assertTrue(cli("tuning", "list", "--data-dir", dataDir.toString()).contains(id));
 
-      // Hyperband, warm-started from the first job: rung 0 trains 1 epoch; the best of 3 is promoted to 3
+      // Hyperband, warm-started from the first job: rung 0 trains 1 epoch; once 3 finished, the best is promoted to 3
       // epochs and resumes from its parent's checkpoint.
       Map<String, Object> hb = Map.of("name", "small-asha", "strategy", "hyperband", "seed", 3,
           "objective", Map.of("metric", "test_accuracy", "type", "Maximize"),
           "parameters", List.of(Map.of("name", "learning_rate", "type", "continuous", "min", 0.01, "max", 0.3, "scale", "log")),
-          "maxTrials", 4, "maxParallelTrials", 2, "warmStartFrom", List.of(id),
+          "maxTrials", 5, "maxParallelTrials", 2, "warmStartFrom", List.of(id),
           "hyperband", Map.of("minResource", 1, "maxResource", 3, "eta", 3),
           "trainingJob", Map.of("algorithm", "mlp", "hyperparameters", Map.of("batch_size", 64, "hidden", "32"),
               "channels", Map.of("train", SMALL_DATA)));

@@ -118,15 +118,25 @@ public final class TuningSpecs {
     if (d.isEmpty() && strategy.equals("grid")) {
       int size = new io.kiln.coordinator.tuning.strategy.GridSearch(Strategies.space(spec), Strategies.gridPoints(spec)).size();
       if (size > MAX_TRIALS) d.add("parameters: the grid has " + size + " points, more than " + MAX_TRIALS + "; lower gridPoints");
+      if (spec.getMaxTrials() == 0) maxTrials = size; // a grid without a budget runs whole
+    }
+    JobSpec template = null;
+    if (d.isEmpty()) {
+      try {
+        // stored with the job defaults filled in (resources), as a submitted job would be
+        template = JobSpecs.validate(spec.getTrainingJob().toBuilder()
+            .setName(spec.getTrainingJob().getName().isEmpty() ? spec.getName() : spec.getTrainingJob().getName()).build());
+      } catch (InvalidSpecException e) {
+        e.details().forEach(x -> d.add("trainingJob." + x));
+      }
     }
     if (!d.isEmpty()) throw new InvalidSpecException("invalid tuning job spec", d);
 
-    TuningSpec.Builder b = spec.toBuilder().setStrategy(strategy).setMaxTrials(maxTrials)
+    TuningSpec.Builder b = spec.toBuilder().setStrategy(strategy).setMaxTrials(maxTrials).setTrainingJob(template)
         .setMaxParallelTrials(Math.max(1, Math.min(maxTrials, spec.getMaxParallelTrials() == 0 ? 1 : spec.getMaxParallelTrials())));
     b.getObjectiveBuilder().setType(type.equalsIgnoreCase("Maximize") ? "Maximize" : "Minimize");
     b.getEarlyStoppingBuilder().setType(es.isEmpty() ? "off" : es);
     if (hyperband) b.getHyperbandBuilder().setResource(resource).setEta(h.getEta() == 0 ? Strategies.DEFAULT_ETA : h.getEta());
-    if (b.getTrainingJob().getName().isEmpty()) b.getTrainingJobBuilder().setName(spec.getName());
     return b.build();
   }
 

@@ -28,6 +28,13 @@ class TuningSpecsTest {
     assertEquals("1", s.getTrainingJob().getHyperparametersMap().get("epochs"));
     assertEquals("off", s.getEarlyStopping().getType());
     assertEquals(2, s.getMaxParallelTrials());
+    assertEquals(1, s.getTrainingJob().getResources().getWorkers(), "the template gets a job's defaults");
+  }
+
+  @Test
+  void aGridWithoutMaxTrialsRunsWhole() throws Exception {
+    TuningSpec s = TuningSpecs.parse(VALID.replace("\"Bayesian\"", "\"grid\"").replace("\"maxTrials\": 8, ", ""));
+    assertEquals(5 * 3, s.getMaxTrials(), "5 learning rates x 3 categories");
   }
 
   @Test
