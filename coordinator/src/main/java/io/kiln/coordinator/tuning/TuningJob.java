@@ -251,6 +251,10 @@ public final class TuningJob
     submitting.remove(c.trialId());
     TrialState t = s.trials().get(c.trialId());
     if (t == null || t.status() != TrialState.Status.Pending || t.attempts() != c.attempt() || !t.jobId().isEmpty()) {
+      // the trial ended while its job was being submitted (the tuning job was stopped): that job must not run on
+      if (c.job() != null && t != null && t.status().isFinal()) {
+        deps.jobs().tell(new JobManager.Stop(c.job().jobId(), "tuning job " + id + ": " + t.reason(), ctx.getSystem().ignoreRef()));
+      }
       return Effect().noReply();
     }
     if (c.job() == null) {
