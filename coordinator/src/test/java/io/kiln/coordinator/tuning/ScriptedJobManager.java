@@ -29,10 +29,18 @@ final class ScriptedJobManager {
   final List<JobSpec> submitted = new CopyOnWriteArrayList<>();
   final List<String> submittedBy = new CopyOnWriteArrayList<>();
   final List<String> stopped = new CopyOnWriteArrayList<>();
+  /** While true, submissions wait in {@link #held} until {@link #release} (a slow job manager). */
+  volatile boolean hold;
+  final List<JobManager.Submit> held = new CopyOnWriteArrayList<>();
+  private org.apache.pekko.actor.typed.ActorRef<JobManager.Command> self;
 
   Behavior<JobManager.Command> behavior() {
-    return Behaviors.receiveMessage(m -> {
-      if (m instanceof JobManager.Submit s) {
+    return Behaviors.setup(ctx -> {
+      self = ctx.getSelf();
+      return Behaviors.receiveMessage(m -> {
+      if (m instanceof JobManager.Submit s && hold) {
+        held.add(s);
+      } else if (m instanceof JobManager.Submit s) {
         String id = "job-" + (submitted.size() + 1);
         submitted.add(s.spec());
         submittedBy.add(s.submittedBy());
@@ -56,7 +64,15 @@ final class ScriptedJobManager {
         }
       }
       return Behaviors.same();
+      });
     });
+  }
+
+  /** Answers the held submissions. */
+  void release() {
+    hold = false;
+    held.forEach(self::tell);
+    held.clear();
   }
 
   void complete(String jobId, Map<String, Double> metrics) {

@@ -202,6 +202,22 @@ class TuningJobTest {
   }
 
   @Test
+  void aJobSubmittedForATrialThatAStopEndedIsStoppedToo() {
+    jobs.hold = true;
+    submit(SPEC.toBuilder().setMaxParallelTrials(1).build());
+    await("t001 created", st -> st.trials().containsKey("t001"));
+    var r = tuning.<StatusReply<TuningState>>runCommand(replyTo -> new TuningJob.Stop("", replyTo));
+    assertTrue(r.reply().isSuccess());
+    assertEquals(TrialState.Status.Stopped, tuning.getState().trial("t001").status());
+    await("stopped", st -> st.status() == TuningStatus.Stopped);
+    jobs.release();
+    awaitJobs(1);
+    long deadline = System.currentTimeMillis() + 10_000;
+    while (!jobs.stopped.contains("job-1") && System.currentTimeMillis() < deadline) Thread.onSpinWait();
+    assertTrue(jobs.stopped.contains("job-1"), "the late job is stopped");
+  }
+
+  @Test
   void stoppingStopsTheRunningTrialsJobs() {
     submit(SPEC);
     awaitJobs(2);
