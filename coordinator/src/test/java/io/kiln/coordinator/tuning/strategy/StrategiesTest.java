@@ -136,6 +136,19 @@ class StrategiesTest {
   }
 
   @Test
+  void bayesianWarmStartedFromAParentModelsFromItsFirstTrial() {
+    SearchSpace s = new SearchSpace(List.of(new ParameterRange.Continuous("x", 0, 1, Scale.LINEAR)));
+    List<TrialRecord> trials = new ArrayList<>();
+    for (int i = 0; i <= 8; i++) {
+      double x = 0.05 + i * 0.1;
+      trials.add(new TrialRecord("parent/t" + i, Map.of("x", Double.toString(x)), TrialRecord.State.COMPLETED,
+          (x - 0.3) * (x - 0.3), 0, "", true, List.of()));
+    }
+    double first = Double.parseDouble(new BayesianSearch(s, 1).suggest(trials).orElseThrow().params().get("x"));
+    assertTrue(Math.abs(first - 0.3) < 0.1, "the first own trial goes near the parent's optimum, not at random: " + first);
+  }
+
+  @Test
   void bayesianSpreadsParallelTrialsThroughTheConstantLiar() {
     SearchSpace s = new SearchSpace(List.of(new ParameterRange.Continuous("x", 0, 1, Scale.LINEAR)));
     List<TrialRecord> trials = new ArrayList<>();
