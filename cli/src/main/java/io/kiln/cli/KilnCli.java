@@ -33,6 +33,7 @@ import picocli.CommandLine.Spec;
                 StopCommand.class,
                 ModelsCommand.class,
                 ClusterCommand.class,
+                TuneCommand.class, TuningCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"",

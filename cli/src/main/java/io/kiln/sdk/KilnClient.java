@@ -279,6 +279,40 @@ public final class KilnClient {
         return end.get();
     }
 
+    // ---------------------------------------------------------------- tuning jobs (docs/tuning.md)
+
+    public static final String TUNING_JOBS = "/api/v1/tuning-jobs";
+
+    /** {@code POST /api/v1/tuning-jobs}: the TuningSpec as JSON text, a tree, a Map or a POJO; the created view. */
+    public JsonNode createTuningJob(Object spec) {
+        return send("POST", TUNING_JOBS, specJson(spec));
+    }
+
+    /** {@code GET /api/v1/tuning-jobs/{id}}: the view with its leaderboard (trials best first). */
+    public JsonNode getTuningJob(String id) {
+        return getJson(tuningJobPath(id));
+    }
+
+    /** {@code GET /api/v1/tuning-jobs}: newest first, each with its best trial. */
+    public List<JsonNode> listTuningJobs() {
+        List<JsonNode> out = new java.util.ArrayList<>();
+        getJson(TUNING_JOBS).path("tuningJobs").forEach(out::add);
+        return out;
+    }
+
+    /** {@code POST /api/v1/tuning-jobs/{id}/stop}: stops the tuning job and its running trials. */
+    public JsonNode stopTuningJob(String id) {
+        return send("POST", tuningJobPath(id) + "/stop", null);
+    }
+
+    /** {@code /api/v1/tuning-jobs/<id>} with the id escaped as a path segment. */
+    public static String tuningJobPath(String id) {
+        if (id == null || id.isBlank()) {
+            throw new IllegalArgumentException("tuning job id is empty");
+        }
+        return TUNING_JOBS + "/" + URLEncoder.encode(id.trim(), StandardCharsets.UTF_8).replace("+", "%20");
+    }
+
     // ---------------------------------------------------------------- raw access
 
     /** {@code GET} any API path (e.g. {@code /api/v1/training-jobs/ID}) as a JSON tree. */

@@ -102,6 +102,7 @@ public final class CoordinatorMain {
     List<ApiExtension> extensions = new ArrayList<>();
     ModelRegistry models = ModelRegistry.start(system, readJournal::currentPersistenceIds, jobs, askTimeout);
     extensions.add(new RegistryRoutes(models));
+    extensions.add(io.kiln.coordinator.tuning.TuningApi.start(system, config, jobs, readJournal::currentPersistenceIds, telemetry::latestProgress));
     ApiRoutes routes = new ApiRoutes(system, jobs, telemetry, token, askTimeout, extensions);
     String host = config.getString("kiln.api.host");
     int port = config.getInt("kiln.api.port");
