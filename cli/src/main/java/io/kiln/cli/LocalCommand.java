@@ -22,7 +22,7 @@ import picocli.CommandLine.Spec;
 @Command(name = "local", mixinStandardHelpOptions = true,
         description = "Run a local Kiln cluster: one coordinator and N worker JVMs on 127.0.0.1.",
         subcommands = {LocalCommand.Up.class, LocalCommand.Down.class, LocalCommand.Status.class, LocalCommand.AddWorker.class,
-            LocalCommand.Kill.class})
+            LocalCommand.Kill.class, LocalCommand.RestartCoordinator.class})
 public final class LocalCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -274,6 +274,28 @@ public final class LocalCommand implements Callable<Integer> {
                 + c.describeNodes() + ")");
             c.kill(node, force);
             out.println((force ? "Killed " : "Stopped ") + node + ".");
+            out.flush();
+            return ExitCodes.OK;
+        }
+    }
+
+    /** {@code kiln local restart-coordinator}: start the coordinator again (after a crash or a kill). */
+    @Command(name = "restart-coordinator", mixinStandardHelpOptions = true,
+            description = "Start the local cluster's coordinator again (stopping it first if it runs); it recovers every job "
+                    + "from its journal and running jobs re-attach their tasks.")
+    static final class RestartCoordinator implements Callable<Integer> {
+        @Spec
+        CommandSpec spec;
+
+        @Option(names = "--data-dir", paramLabel = "DIR", description = "Data dir (default: KILN_DATA_DIR, else ~/.kiln).")
+        Path dataDir;
+
+        @Override
+        public Integer call() {
+            PrintWriter out = spec.commandLine().getOut();
+            LocalCluster c = running(dataDir(dataDir));
+            LocalCluster.Node n = c.restartCoordinator();
+            out.println("Coordinator restarted (pid " + n.pid() + "); API " + c.apiUrl() + ".");
             out.flush();
             return ExitCodes.OK;
         }
