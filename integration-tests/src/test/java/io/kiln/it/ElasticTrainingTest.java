@@ -125,11 +125,11 @@ class ElasticTrainingTest {
   void aRunningJobCarriesOnAcrossACoordinatorRestartAndResumesAfterAFullRestart() throws Exception {
     LocalCluster.Options o = LocalCluster.Options.builder()
         .repoRoot(ClusterEndToEndTest.REPO).dataDir(dataDir).workers(2).apiPort(0).clusterPort(0).journal("h2")
-        .coordinatorProperty("kiln.jobs.reattach-timeout", "20s")
+        .coordinatorProperty("kiln.jobs.reattach-timeout", "60s")
         .readyTimeout(Duration.ofSeconds(150)).killOnExit(true).build();
     try (LocalCluster cluster = LocalCluster.start(o)) {
       KilnClient api = cluster.client();
-      int epochs = 60;
+      int epochs = 200; // long enough (~40 s here) to still run when the coordinator is back
       String id = api.createJob(elasticSpec("survives-coordinator", epochs, 2, "elastic")).id();
       await(api, id, v -> historyCount(v, "GroupFormed") >= 1 && v.progress() != null && v.progress().step() > 20,
           "the job trains");

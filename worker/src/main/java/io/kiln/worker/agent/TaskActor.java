@@ -71,7 +71,9 @@ public final class TaskActor {
         try {
           task.run();
         } finally {
-          registry.remove(assignment.getTaskId());
+          // Ended while the coordinator is away: stay known so the next agent adopts it and the
+          // restarted coordinator gets the held final report; otherwise the task is forgotten.
+          if (!events.isDetached()) registry.remove(assignment.getTaskId());
           live.finished();
         }
       }, "kiln-task-" + assignment.getTaskId());
@@ -101,7 +103,9 @@ public final class TaskActor {
         .onMessage(Stop.class, s -> {
           ctx.getLog().info("stopping task {} of job {}: {}", a.getTaskId(), a.getJobId(), s.reason());
           live.stop.stop(s.reason());
-          return Behaviors.same();
+          if (!live.done) return Behaviors.same();
+          registry.remove(a.getTaskId()); // ended while detached and no job wants its report any more
+          return Behaviors.stopped();
         })
         .onMessage(GroupFormed.class, g -> {
           live.rendezvous.formed(g.group());
@@ -114,9 +118,16 @@ public final class TaskActor {
         .onMessage(Attach.class, at -> {
           ctx.getLog().info("task {} of job {} re-attached to its job", a.getTaskId(), a.getJobId());
           live.events.attach(at.reportTo()::tell);
+          if (!live.done) return Behaviors.same();
+          registry.remove(a.getTaskId()); // its held final report is on its way
+          return Behaviors.stopped();
+        })
+        .onMessageEquals(Finished.INSTANCE, () -> {
+          if (!live.events.isDetached()) return Behaviors.stopped();
+          ctx.getLog().info("task {} of job {} ended while the coordinator was away; its final report waits for it",
+              a.getTaskId(), a.getJobId());
           return Behaviors.same();
         })
-        .onMessageEquals(Finished.INSTANCE, Behaviors::stopped)
         .onSignal(PostStop.class, sig -> {
           if (!live.events.isFinished() && !live.done) {
             if (registry.keepOnRestart()) {

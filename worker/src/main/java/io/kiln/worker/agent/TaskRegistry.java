@@ -72,9 +72,12 @@ public final class TaskRegistry {
     tasks.remove(taskId);
   }
 
-  /** Tasks still running (for a new agent to adopt). */
+  /**
+   * Tasks for a new agent to adopt: those still running, and those that ended while no coordinator
+   * listened (their final report is held until the restarted coordinator re-attaches them).
+   */
   List<LiveTask> running() {
-    return tasks.values().stream().filter(t -> !t.done).toList();
+    return tasks.values().stream().filter(t -> !t.done || t.events.isDetached()).toList();
   }
 
   boolean keepOnRestart() {

@@ -99,6 +99,40 @@ public final class Checkpoints {
     }
   }
 
+  /** Where a job resumes: the checkpoint asked for, or a stand-in when that one is gone. */
+  public record Resumption(URI uri, String fallbackReason) {}
+
+  /**
+   * {@link #resolve} for a job resuming after a restart. The coordinator names the newest checkpoint
+   * it knows of, but an earlier attempt of the same job that was still running (a rank that did not
+   * report back after a coordinator restart) may have moved on and, by retention, deleted it. Then
+   * the newest complete checkpoint in the same checkpoints folder is as good a place to resume (a
+   * position is in samples, the accounting travels with it), so it is used instead, with the reason.
+   *
+   * @throws CheckpointException when neither the named checkpoint nor a sibling is usable
+   */
+  public static Resumption resolveForResume(String location) throws CheckpointException {
+    try {
+      return new Resumption(resolve(location), "");
+    } catch (CheckpointException gone) {
+      URI uri;
+      try {
+        uri = folder(toUri(location));
+      } catch (IllegalArgumentException e) {
+        throw gone;
+      }
+      if (!STEP_FOLDER.matcher(lastSegment(uri)).matches()) throw gone;
+      URI parent = uri.resolve("..");
+      try {
+        Entry latest = latestComplete(store(parent), parent);
+        if (latest == null) throw gone;
+        return new Resumption(latest.uri(), gone.getMessage() + "; the newest complete checkpoint beside it is used");
+      } catch (IOException e) {
+        throw gone;
+      }
+    }
+  }
+
   /** The checkpoint folders directly under {@code checkpointsFolder}, oldest first (by step). */
   public static List<Entry> list(ArtifactStore store, URI checkpointsFolder) throws IOException {
     URI base = folder(checkpointsFolder);

@@ -102,7 +102,9 @@ public final class TrainingTask implements Runnable {
       if (checkpointing.resumes()) {
         stage = "cannot resume from checkpoint";
         stop.check();
-        URI from = Checkpoints.resolve(checkpointing.resumeFrom());
+        Checkpoints.Resumption resumption = Checkpoints.resolveForResume(checkpointing.resumeFrom());
+        if (!resumption.fallbackReason().isEmpty()) events.warn(resumption.fallbackReason());
+        URI from = resumption.uri();
         resume = Checkpoints.load(from);
         var pos = resume.position();
         events.info(String.format(Locale.ROOT, "loaded checkpoint %s (global step %d, epoch %d step %d/%d, %.1f MB)",

@@ -93,6 +93,25 @@ class CheckpointWriterTest {
     return tmp.resolve("job/checkpoints/" + Checkpoints.folderName(step));
   }
 
+  /** A resuming job whose named checkpoint was pruned by a still-running earlier attempt takes the newest beside it. */
+  @Test
+  void resumingFromAPrunedCheckpointFallsBackToTheNewestBesideIt() throws Exception {
+    try (CheckpointWriter w = writer(1)) {
+      assertTrue(w.save(at(5), arrays(1f), true));
+      assertTrue(w.save(at(9), arrays(2f), true));
+    }
+    assertFalse(Files.exists(folder(5)));
+    Checkpoints.Resumption r = Checkpoints.resolveForResume(folder(5).toUri().toString());
+    assertEquals(folder(9).toUri(), r.uri());
+    assertTrue(r.fallbackReason().contains("no such checkpoint folder"), r.fallbackReason());
+    assertEquals("", Checkpoints.resolveForResume(folder(9).toString()).fallbackReason());
+    // nothing complete beside it: the original error
+    Checkpoints.delete(folder(9).toUri());
+    CheckpointException e = assertThrows(CheckpointException.class,
+        () -> Checkpoints.resolveForResume(folder(5).toUri().toString()));
+    assertTrue(e.getMessage().contains("no such checkpoint folder"), e.getMessage());
+  }
+
   @Test
   void writesAReadableCheckpoint() throws Exception {
     try (CheckpointWriter w = writer(3)) {
