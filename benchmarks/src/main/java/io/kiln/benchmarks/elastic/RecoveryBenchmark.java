@@ -84,8 +84,9 @@ public final class RecoveryBenchmark {
           clean.metric("samples_per_sec"));
       for (int run = 1; run <= runs; run++) {
         for (String mode : modes) {
-          // a random moment between 15% and 85% of the epoch
-          long killAt = (long) (steps * (0.15 + 0.7 * rnd.nextDouble()));
+          // a random step between 10% and 50% of the epoch as the job's progress reports it; they
+          // arrive about once a second, some 100 steps late here, so the kill lands at 30-85%
+          long killAt = (long) (steps * (0.10 + 0.4 * rnd.nextDouble()));
           String recovery = mode.equals("restart") ? "restart" : "elastic";
           Outcome o = runOnce(cluster, api, spec("w5-" + mode, workers, data, recovery, checkpointEvery), mode, killAt, rnd);
           outcomes.computeIfAbsent(mode, m -> new ArrayList<>()).add(o);
@@ -103,6 +104,7 @@ public final class RecoveryBenchmark {
 
   static Outcome runOnce(LocalCluster cluster, KilnClient api, Map<String, Object> spec, String mode, long killAt,
       Random rnd) throws Exception {
+    awaitIdleWorkers(api, 3, Duration.ofMinutes(2));
     String id = api.createJob(spec).id();
     JobView v;
     while (true) {
@@ -124,7 +126,10 @@ public final class RecoveryBenchmark {
         Thread.sleep(20_000);
         signal("CONT", pid);
       }
-      default -> cluster.killWorker(victim, true);
+      default -> {
+        cluster.killWorker(victim, true);
+        KILLED.add(victim);
+      }
     }
     JobView done = api.awaitFinal(id, Duration.ofMinutes(15), Duration.ofMillis(200));
     List<LogLine> log = new ArrayList<>();
@@ -154,6 +159,21 @@ public final class RecoveryBenchmark {
     Double acc = done.testAccuracy();
     return new Outcome(mode, done.status(), resumeSeconds, failureStep, resumedStep, acc == null ? Double.NaN : acc,
         intMetric(done, "epochs_exactly_once"), intMetric(done, "sample_accounting_errors"), victim);
+  }
+
+  private static final java.util.Set<String> KILLED = new java.util.HashSet<>();
+
+  /** Every run starts on the same cluster: n workers registered with the scheduler, none busy. */
+  static void awaitIdleWorkers(KilnClient api, int n, Duration timeout) throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    while (true) {
+      // a killed worker stays listed until the cluster downs it: not counted
+      long idle = api.cluster().stream().filter(w -> !KILLED.contains(w.id()) && w.runningTasks().isEmpty()
+          && w.freeCpus() >= 1).count();
+      if (idle >= n) return;
+      if (System.nanoTime() > deadline) throw new IllegalStateException("only " + idle + " of " + n + " workers idle");
+      Thread.sleep(100);
+    }
   }
 
   static void signal(String sig, long pid) throws Exception {

@@ -125,6 +125,11 @@ public final class TrainingJob
   private final Map<String, TaskRendezvous> rendezvous = new java.util.LinkedHashMap<>();
   /** Members reported failed (by a peer's broken connection or the cluster), with the reason. */
   private final Map<String, String> suspects = new HashMap<>();
+  /**
+   * Ranks other than 0 that reported their training done: rank 0 still evaluates and writes the
+   * model, and a rank lost after finishing is no survivor to regroup with (nor a loss to recover).
+   */
+  private final java.util.Set<String> finishedTasks = new java.util.HashSet<>();
   /** When the current regroup began (0: none in progress); the pause users see in the history. */
   private long regroupStartedAt;
   private boolean waitingForWorkers;
@@ -258,7 +263,10 @@ public final class TrainingJob
       case COMPLETED:
         if (s.status() == JobStatus.Stopping) return stopped(s, "stopped by user after training finished");
         // Rank 0 evaluates and writes the model; the other ranks' completions carry no new result.
-        if (!r.getTaskId().equals(s.taskIds().get(0))) return Effect().noReply();
+        if (!r.getTaskId().equals(s.taskIds().get(0))) {
+          finishedTasks.add(r.getTaskId());
+          return Effect().noReply();
+        }
         return Effect().persist(event().setCompleted(JobCompleted.newBuilder()
                 .setModelUri(r.getCompleted().getModelUri()).putAllMetrics(r.getCompleted().getMetricsMap())).build())
             .thenRun(this::ended).thenNoReply();
@@ -432,6 +440,7 @@ public final class TrainingJob
           timers.cancelAll();
           rendezvous.clear();
           suspects.clear();
+          finishedTasks.clear();
           regroupStartedAt = 0;
           waitingForWorkers = false;
           workerRefs.clear();
@@ -475,7 +484,9 @@ public final class TrainingJob
       for (int i = 0; i < s.workerIds().size(); i++) {
         if (s.workerIds().get(i).equals(lost.workerId())) lostTasks.add(s.taskIds().get(i));
       }
-      boolean survivors = s.taskIds().stream().anyMatch(t -> !lostTasks.contains(t) && !suspects.containsKey(t));
+      if (finishedTasks.containsAll(lostTasks)) return Effect().noReply(); // their part was done
+      boolean survivors = s.taskIds().stream().anyMatch(t -> !lostTasks.contains(t) && !suspects.containsKey(t)
+          && !finishedTasks.contains(t));
       if (!survivors) return restartOrFail(s, lost.reason() + " while running the job's last rank(s)");
       if (s.spec().getResources().getRecovery().equals("restart")) {
         return restartOrFail(s, lost.reason() + " (recovery: restart)");

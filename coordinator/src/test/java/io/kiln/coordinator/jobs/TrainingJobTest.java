@@ -183,6 +183,41 @@ class TrainingJobTest {
         start2.assignment().getSpec().getCheckpoint().getResumeFrom());
   }
 
+  /**
+   * Training is over on every rank and rank 0 (which writes the model) is lost: the finished ranks are
+   * no survivors to regroup with, so the job resumes from its checkpoint instead of waiting for them.
+   * A finished rank lost afterwards changes nothing.
+   */
+  @Test
+  void aRankLostAfterTheOthersFinishedRestartsFromTheCheckpointAndAFinishedRankLostIsIgnored() {
+    JobSpec elastic = SPEC.toBuilder().setResources(io.kiln.protocol.proto.Resources.newBuilder().setWorkers(2)
+        .setMinWorkers(2).setMaxWorkers(2)).build();
+    List<TestProbe<WorkerCommand>> w = List.of(worker, kit.createTestProbe());
+    job.<StatusReply<JobState>>runCommand(replyTo -> new TrainingJob.Submit(elastic, "alice", replyTo));
+    var req = scheduler.expectMessageClass(Scheduler.RequestPlacement.class);
+    req.replyTo().tell(new Scheduler.Placed(List.of(new Scheduler.Assignment("worker-1", w.get(0).ref()),
+        new Scheduler.Assignment("worker-2", w.get(1).ref()))));
+    List<WorkerCommand.StartTask> starts = w.stream().map(p -> p.expectMessageClass(WorkerCommand.StartTask.class)).toList();
+    starts.get(0).reportTo().tell(report("started").setStarted(TaskStarted.getDefaultInstance()).build());
+    for (int r = 0; r < 2; r++) rendezvous(starts.get(r), r, 0, -1, List.of());
+    awaitStatus(JobStatus.Running);
+    starts.get(0).reportTo().tell(report("ckpt").setCheckpoint(io.kiln.protocol.proto.TaskCheckpoint.newBuilder()
+        .setUri("file:/artifacts/jobs/job-1/checkpoints/step-00000300/").setStep(300).setEpoch(1)).build());
+    String rank1 = starts.get(1).assignment().getTaskId();
+    starts.get(1).reportTo().tell(TaskReport.newBuilder().setJobId("job-1").setTaskId(rank1).setWorkerId("worker-2")
+        .setCompleted(io.kiln.protocol.proto.TaskCompleted.newBuilder().setModelUri("")).build());
+    // the finished rank's worker goes away: nothing to recover
+    req.replyTo().tell(new Scheduler.WorkerLost("worker-2", "worker worker-2 left the cluster"));
+    // then rank 0, still writing the model, is lost too
+    req.replyTo().tell(new Scheduler.WorkerLost("worker-1", "worker worker-1 left the cluster"));
+    awaitStatus(JobStatus.Pending);
+    JobState s = job.getState();
+    JobState.HistoryEntry restarted = s.history().get(s.history().size() - 1);
+    assertEquals("Restarted", restarted.event());
+    assertTrue(restarted.detail().contains("worker-1") && restarted.detail().contains("step-00000300"), restarted.detail());
+    assertEquals(0, s.history().stream().filter(h -> h.event().equals("MemberLost")).count(), String.valueOf(s.history()));
+  }
+
   /** Three ranks (min 2, max 3): one is lost, the two others continue; a new worker joins. */
   @Test
   void anElasticGroupLosesAMemberContinuesAndTakesANewOne() {
