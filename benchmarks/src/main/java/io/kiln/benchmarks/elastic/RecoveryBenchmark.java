@@ -54,7 +54,8 @@ public final class RecoveryBenchmark {
     long seed = 1;
     int checkpointEvery = 100;
     // elastic: kill -9 a worker, survivors continue; restart: the same with recovery "restart";
-    // freeze: SIGSTOP a worker for 20 s (a hung or cut-off node); coordinator: kill -9 the coordinator
+    // freeze: SIGSTOP a worker for 20 s (a hung node); partition: cut a worker off the network for
+    // 25 s (NetworkPartition); coordinator: kill -9 the coordinator
     List<String> modes = List.of("elastic", "restart");
     Path repo = Path.of(System.getProperty("kiln.home", ".")).toAbsolutePath().normalize();
     String data = "/usr/share/datasets/fashion-mnist";
@@ -120,6 +121,13 @@ public final class RecoveryBenchmark {
       case "coordinator" -> {
         cluster.killCoordinator(true);
         cluster.restartCoordinator();
+      }
+      case "partition" -> {
+        // cut the worker off from every other node for 25 s (needs root, nftables, net_cls)
+        try (NetworkPartition p = NetworkPartition.isolate(pid)) {
+          System.out.printf(Locale.ROOT, "  partitioned %s (pid %d, ports %s) for 25 s%n", victim, pid, p.ports);
+          Thread.sleep(25_000);
+        }
       }
       case "freeze" -> {
         signal("STOP", pid);
