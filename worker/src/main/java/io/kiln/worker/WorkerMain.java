@@ -59,7 +59,8 @@ public final class WorkerMain {
     CpuAffinity.pinProcess(config.getString("kiln.worker.cpu-set"));
     WorkerSettings s = WorkerSettings.fromConfig(config);
     GradientSyncFactory collectives = new io.kiln.worker.task.CollectiveGradientSyncFactory(
-        config.getString("kiln.cluster.host"), s.gpus(), io.kiln.collective.CollectiveOptions.defaults(),
+        config.getString("kiln.cluster.host"), s.gpus(), io.kiln.collective.CollectiveOptions.defaults()
+            .withSharedMemory(config.getBoolean("kiln.worker.collective-shared-memory")),
         config.getDuration("kiln.worker.rendezvous-timeout"), config.getDuration("kiln.worker.regroup-timeout"));
     WorkerMain main = new WorkerMain(config, collectives);
     Runtime.getRuntime().addShutdownHook(new Thread(main::shutdown, "kiln-worker-shutdown"));

@@ -41,8 +41,8 @@ final class NetworkPartition implements AutoCloseable {
       Files.createDirectories(NET_CLS);
       run("mount", "-t", "cgroup", "-o", "net_cls", "net_cls", NET_CLS.toString());
     }
-    List<Integer> ports = listeningPorts(pid);
-    if (ports.isEmpty()) throw new IOException("process " + pid + " listens on no TCP port");
+    List<Integer> ports = localPorts(pid);
+    if (ports.isEmpty()) throw new IOException("process " + pid + " has no TCP socket");
     Path cg = NET_CLS.resolve("kiln-partition-" + pid);
     Files.createDirectories(cg);
     Files.writeString(cg.resolve("net_cls.classid"), String.valueOf(CLASS_ID));
@@ -53,6 +53,7 @@ final class NetworkPartition implements AutoCloseable {
         + "    type filter hook output priority 0; policy accept;\n"
         + "    meta cgroup " + CLASS_ID + " drop\n"
         + "    tcp dport { " + portSet + " } drop\n"
+        + "    tcp sport { " + portSet + " } drop\n"
         + "  }\n"
         + "}\n";
     Path file = Files.createTempFile("kiln-partition", ".nft");
@@ -74,10 +75,14 @@ final class NetworkPartition implements AutoCloseable {
     Files.deleteIfExists(cgroup);
   }
 
-  /** The TCP ports {@code pid} listens on (its cluster port, data-plane ports, ...), from {@code ss}. */
-  static List<Integer> listeningPorts(long pid) throws IOException, InterruptedException {
-    String out = run("ss", "-Hltnp");
-    Pattern line = Pattern.compile(":(\\d+)\\s.*pid=" + pid + ",");
+  /**
+   * The local TCP ports of {@code pid}'s sockets, listening and connected (cluster port, data-plane
+   * links), from {@code ss}: packets to or from them are dropped, which also cuts connections made
+   * before the process moved into the cgroup.
+   */
+  static List<Integer> localPorts(long pid) throws IOException, InterruptedException {
+    String out = run("ss", "-Hatnp");
+    Pattern line = Pattern.compile("^\\S+\\s+\\d+\\s+\\d+\\s+\\S*:(\\d+)\\s.*pid=" + pid + ",");
     TreeSet<Integer> ports = new TreeSet<>();
     for (String l : out.split("\n")) {
       Matcher m = line.matcher(l);

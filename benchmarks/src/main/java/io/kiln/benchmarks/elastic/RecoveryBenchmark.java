@@ -48,6 +48,8 @@ public final class RecoveryBenchmark {
     }
   }
 
+  static int epochs = 1;
+
   public static void main(String[] args) throws Exception {
     int runs = 10;
     int workers = 3;
@@ -71,12 +73,19 @@ public final class RecoveryBenchmark {
       }
     }
     Random rnd = new Random(seed);
+    // a partition is detected by heartbeats (seconds), not by closed sockets: runs with one train
+    // 3 epochs (the cut comes in the first) so that the job is still running when it is detected
+    epochs = modes.contains("partition") ? 3 : 1;
     Path dataDir = Files.createTempDirectory("kiln-w5-");
     Map<String, List<Outcome>> outcomes = new java.util.LinkedHashMap<>();
     try (LocalCluster cluster = LocalCluster.start(LocalCluster.Options.builder().repoRoot(repo).dataDir(dataDir)
-        .workers(workers).apiPort(0).clusterPort(0).killOnExit(true).build())) {
+        .workers(workers).apiPort(0).clusterPort(0).killOnExit(true)
+        // a partition must cut the data plane too: TCP links only (shared memory ignores the network)
+        .workerProperty("kiln.worker.collective-shared-memory", modes.contains("partition") ? "off" : "on")
+        .build())) {
       KilnClient api = cluster.client();
-      JobView clean = api.awaitFinal(api.createJob(spec("w5-fault-free", workers, data, "elastic", checkpointEvery)).id(),
+      JobView clean = api.awaitFinal(api.createJob(spec("w5-fault-free", workers, data, "elastic", checkpointEvery,
+              epochs)).id(),
           Duration.ofMinutes(10), Duration.ofMillis(200));
       require(clean);
       double cleanAcc = clean.testAccuracy();
@@ -88,8 +97,9 @@ public final class RecoveryBenchmark {
           // a random step between 10% and 50% of the epoch as the job's progress reports it; they
           // arrive about once a second, some 100 steps late here, so the kill lands at 30-85%
           long killAt = (long) (steps * (0.10 + 0.4 * rnd.nextDouble()));
-          String recovery = mode.equals("restart") ? "restart" : "elastic";
-          Outcome o = runOnce(cluster, api, spec("w5-" + mode, workers, data, recovery, checkpointEvery), mode, killAt, rnd);
+          Map<String, Object> spec = spec("w5-" + mode, workers, data, mode.equals("restart") ? "restart" : "elastic",
+              checkpointEvery, epochs);
+          Outcome o = runOnce(cluster, api, spec, mode, killAt, rnd);
           outcomes.computeIfAbsent(mode, m -> new ArrayList<>()).add(o);
           System.out.printf(Locale.ROOT, "run %d %-7s kill %s at step ~%d: %s, resumed after %.2f s at step %d (failure at "
               + "step %d: %d completed step(s) lost), accuracy %.4f (%+.4f vs fault-free), exactly-once epochs %d, "
@@ -193,18 +203,19 @@ public final class RecoveryBenchmark {
     long completed = outs.stream().filter(o -> o.status().equals("Completed")).count();
     long lost = outs.stream().mapToLong(Outcome::stepsLost).sum();
     double worstAcc = outs.stream().mapToDouble(o -> Math.abs(o.accuracy() - cleanAcc)).max().orElse(Double.NaN);
-    long exact = outs.stream().filter(o -> o.exactlyOnceEpochs() == 1 && o.accountingErrors() == 0).count();
+    long exact = outs.stream().filter(o -> o.exactlyOnceEpochs() == epochs && o.accountingErrors() == 0).count();
     System.out.printf(Locale.ROOT, "W5 %-7s: %d/%d completed; resume after kill median %.2f s, max %.2f s; completed steps "
         + "lost total %d (max %d in one run); exactly-once accounting %d/%d; worst accuracy delta %.4f%n", mode, completed,
         outs.size(), t.get(t.size() / 2), t.get(t.size() - 1), lost,
         outs.stream().mapToLong(Outcome::stepsLost).max().orElse(0), exact, outs.size(), worstAcc);
   }
 
-  static Map<String, Object> spec(String name, int workers, String data, String recovery, int checkpointEvery) {
+  static Map<String, Object> spec(String name, int workers, String data, String recovery, int checkpointEvery,
+      int epochs) {
     Map<String, Object> s = new HashMap<>();
     s.put("name", name);
     s.put("algorithm", "mlp");
-    s.put("hyperparameters", Map.of("epochs", 1, "batch_size", 64, "learning_rate", 0.05, "momentum", 0.9, "hidden", "256,128"));
+    s.put("hyperparameters", Map.of("epochs", epochs, "batch_size", 64, "learning_rate", 0.05, "momentum", 0.9, "hidden", "256,128"));
     s.put("channels", Map.of("train", data));
     s.put("resources", Map.of("workers", Map.of("min", 2, "max", workers), "cpusPerWorker", 1, "collective", "ring",
         "recovery", recovery));

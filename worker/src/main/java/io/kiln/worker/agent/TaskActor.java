@@ -71,10 +71,10 @@ public final class TaskActor {
         try {
           task.run();
         } finally {
-          // Ended while the coordinator is away: stay known so the next agent adopts it and the
-          // restarted coordinator gets the held final report; otherwise the task is forgotten.
-          if (!events.isDetached()) registry.remove(assignment.getTaskId());
+          // Stays known for a grace period (or, ended while the coordinator is away, until it is
+          // re-attached) so that a restarted coordinator gets its final report: see TaskRegistry.
           live.finished();
+          registry.forgetOldFinished();
         }
       }, "kiln-task-" + assignment.getTaskId());
       thread.setDaemon(true);

@@ -25,6 +25,8 @@ public final class TaskRegistry {
     /** Called once by the task's thread when it ends; the current owner's actor points it at itself. */
     volatile Runnable onFinished = () -> {};
     volatile boolean done;
+    /** When the task ended (System.nanoTime), for {@link #FINISHED_GRACE}. */
+    volatile long finishedAt;
 
     LiveTask(TaskAssignment assignment, TaskEvents events, StopSignal stop, GroupRendezvous rendezvous) {
       this.assignment = assignment;
@@ -38,6 +40,7 @@ public final class TaskRegistry {
     }
 
     synchronized void finished() {
+      finishedAt = System.nanoTime();
       done = true;
       onFinished.run();
     }
@@ -48,6 +51,12 @@ public final class TaskRegistry {
       if (done) callback.run();
     }
   }
+
+  /**
+   * How long an ended task is remembered: longer than the coordinator's death takes to notice
+   * (heartbeat pause + downing, about 8 s), so that its final report can be sent again.
+   */
+  static final java.time.Duration FINISHED_GRACE = java.time.Duration.ofSeconds(30);
 
   private final ConcurrentHashMap<String, LiveTask> tasks = new ConcurrentHashMap<>();
   private final Supplier<Boolean> keepOnRestart;
@@ -77,7 +86,18 @@ public final class TaskRegistry {
    * listened (their final report is held until the restarted coordinator re-attaches them).
    */
   List<LiveTask> running() {
+    long now = System.nanoTime();
+    tasks.values().removeIf(t -> t.done && !t.events.isDetached() && now - t.finishedAt > FINISHED_GRACE.toNanos());
+    // Ended within the grace: its final report may have gone to a coordinator that had just died
+    // (a worker notices that seconds later), so it is held and sent again to the restarted one.
+    for (LiveTask t : tasks.values()) if (t.done && !t.events.isDetached()) t.events.detachAfterFinish();
     return tasks.values().stream().filter(t -> !t.done || t.events.isDetached()).toList();
+  }
+
+  /** Forgets tasks that ended longer than {@link #FINISHED_GRACE} ago (called as tasks end). */
+  void forgetOldFinished() {
+    long now = System.nanoTime();
+    tasks.values().removeIf(t -> t.done && !t.events.isDetached() && now - t.finishedAt > FINISHED_GRACE.toNanos());
   }
 
   boolean keepOnRestart() {

@@ -34,6 +34,8 @@ public final class TaskEvents {
   /** Reports held while no coordinator listens (it restarts): sent in order on {@link #attach}. */
   private final java.util.ArrayDeque<TaskReport> held = new java.util.ArrayDeque<>();
   private boolean detached;
+  /** The completed or failed report, kept to send again (see {@link #detachAfterFinish}). */
+  private TaskReport finalReport;
   private static final int MAX_HELD = 2000;
 
   public TaskEvents(String jobId, String taskId, String workerId, Consumer<TaskReport> sink) {
@@ -106,8 +108,9 @@ public final class TaskEvents {
     if (finished) return false;
     flushLogs();
     finished = true;
-    send(report().setCompleted(TaskCompleted.newBuilder().setModelUri(modelUri).putAllMetrics(metrics)
-        .setTimestampMs(System.currentTimeMillis())).build());
+    finalReport = report().setCompleted(TaskCompleted.newBuilder().setModelUri(modelUri).putAllMetrics(metrics)
+        .setTimestampMs(System.currentTimeMillis())).build();
+    send(finalReport);
     return true;
   }
 
@@ -116,8 +119,9 @@ public final class TaskEvents {
     if (finished) return false;
     flushLogs();
     finished = true;
-    send(report().setFailed(TaskFailed.newBuilder().setReason(reason).setTimestampMs(System.currentTimeMillis()))
-        .build());
+    finalReport = report().setFailed(TaskFailed.newBuilder().setReason(reason)
+        .setTimestampMs(System.currentTimeMillis())).build();
+    send(finalReport);
     return true;
   }
 
@@ -143,6 +147,18 @@ public final class TaskEvents {
 
   public synchronized boolean isDetached() {
     return detached;
+  }
+
+  /**
+   * The task ended shortly before its coordinator went away: its final report may have gone to a
+   * node that was already dead. Hold it again, to be sent once more on {@link #attach} (a job
+   * ignores a repeated final report).
+   */
+  public synchronized void detachAfterFinish() {
+    if (finalReport == null) return;
+    detached = true;
+    held.clear();
+    held.add(finalReport);
   }
 
   private void send(TaskReport r) {
