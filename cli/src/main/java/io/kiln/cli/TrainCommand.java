@@ -133,14 +133,17 @@ public final class TrainCommand implements Callable<Integer> {
             throw new io.kiln.cli.UsageException("cannot package " + source.packageRoot() + ": " + e.getMessage());
         }
         try {
-            java.net.URI uri = dryRun ? pkg.uriIn(artifactRoot) : pkg.store(artifactRoot);
+            io.kiln.cli.spec.CodeUpload.Placed placed = io.kiln.cli.spec.CodeUpload.place(pkg.archive(), pkg.sha256(),
+                    ".tar.gz", api.settings(), dryRun);
             PrintWriter err = spec.commandLine().getErr();
-            err.println(String.format(java.util.Locale.ROOT, "%s %s (%d files, %.1f kB) as %s", dryRun ? "Would package"
-                    : "Packaged", source.packageRoot(), pkg.files(), pkg.bytes() / 1e3, uri));
+            err.println(String.format(java.util.Locale.ROOT, "%s %s (%d files, %.1f kB) as %s%s", dryRun ? "Would package"
+                    : "Packaged", source.packageRoot(), pkg.files(), pkg.bytes() / 1e3, placed.uri(),
+                    placed.uploaded() ? (dryRun ? " (would upload to " : " (uploaded to ") + api.settings().apiUrl() + ")" : ""));
             err.flush();
-            ScriptMode.apply(result, source.program(), uri.toString(), metricJson);
-        } catch (java.io.IOException e) {
-            throw new io.kiln.cli.UsageException("cannot store the source package in " + artifactRoot + ": "
+            ScriptMode.apply(result, source.program(), placed.uri().toString(), metricJson);
+        } catch (java.io.IOException | io.kiln.sdk.KilnException e) {
+            throw new io.kiln.cli.UsageException("cannot store the source package (" + (io.kiln.cli.spec.CodeUpload
+                    .isLocal(api.settings()) ? "in " + artifactRoot : "through " + api.settings().apiUrl()) + "): "
                     + e.getMessage());
         } finally {
             pkg.delete();
