@@ -19,8 +19,11 @@ import java.util.stream.Stream;
  * Copies the task's local {@code checkpoints/} to {@code <job folder>/checkpoints/} while the
  * script runs (SageMaker syncs {@code /opt/ml/checkpoints} continuously), so that a restart after a
  * worker crash finds recent checkpoints. A file is uploaded once it has stayed the same (size and
- * modification time) across two scans, so files still being written are not copied half-way; the
- * final sync after the script ends uploads everything that changed. Each upload is atomic in the
+ * modification time) across two scans, so files still being written are not copied half-way; a file
+ * rewritten at every scan is uploaded anyway after {@value #MAX_DEFERRALS} scans (a copy taken while
+ * the script writes it may be partial: the next round and the final one replace it; scripts that
+ * write a temporary file and rename it never expose a partial file). The final sync after the script
+ * ends uploads everything that changed. Each upload is atomic in the
  * store. After a round that uploaded something, the job is told (a {@link TaskCheckpoint} with the
  * folder), so that a restarted job resumes from it.
  */
@@ -33,6 +36,9 @@ final class CheckpointSync {
   private final LongSupplier step;
   private final Map<String, Stamp> uploaded = new HashMap<>();
   private final Map<String, Stamp> seen = new HashMap<>();
+  /** How many scans in a row a file was held back because it kept changing. */
+  private final Map<String, Integer> deferred = new HashMap<>();
+  static final int MAX_DEFERRALS = 3;
 
   /** {@code step}: the script's latest {@code step} metric (0 if none), recorded with the checkpoint. */
   CheckpointSync(Path local, URI remote, TaskEvents events, LongSupplier step) {
@@ -57,7 +63,10 @@ final class CheckpointSync {
       String rel = e.getKey();
       Stamp s = e.getValue();
       if (s.equals(uploaded.get(rel))) continue;
-      if (!all && !s.equals(seen.get(rel))) continue; // changed since the last scan: maybe still being written
+      if (!all && !s.equals(seen.get(rel)) && deferred.merge(rel, 1, Integer::sum) < MAX_DEFERRALS) {
+        continue; // changed since the last scan: maybe still being written
+      }
+      deferred.remove(rel);
       try {
         store.upload(local.resolve(rel), remote.resolve(rel.replace(java.io.File.separatorChar, '/')));
         uploaded.put(rel, s);
