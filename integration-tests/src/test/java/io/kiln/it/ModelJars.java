@@ -11,37 +11,15 @@ import javax.tools.ToolProvider;
 
 /** A user's model jar, compiled at test time against kiln-model-api and DJL's api (this module's test class path). */
 final class ModelJars {
-  static final String WIDE_NET = """
-      package com.example;
-
-      import ai.djl.ndarray.types.Shape;
-      import ai.djl.nn.Activation;
-      import ai.djl.nn.Block;
-      import ai.djl.nn.SequentialBlock;
-      import ai.djl.nn.core.Linear;
-      import io.kiln.api.KilnModel;
-      import java.util.Map;
-
-      /** Dense, ReLU, dense: its width is a hyperparameter. */
-      public class WideNet implements KilnModel {
-        public Block build(Map<String, String> hp, int numClasses) {
-          int width = Integer.parseInt(hp.getOrDefault("width", "64"));
-          return new SequentialBlock().add(Linear.builder().setUnits(width).build()).add(Activation.reluBlock())
-              .add(Linear.builder().setUnits(numClasses).build());
-        }
-
-        public Shape inputShape(int rows, int cols) {
-          return new Shape((long) rows * cols);
-        }
-      }
-      """;
+  /** The model's source, shared with the worker's tests. */
+  static final Path WIDE_NET = ClusterEndToEndTest.REPO.resolve("testdata/java-model/WideNet.java");
 
   private ModelJars() {}
 
   /** Compiles {@code com.example.WideNet} into {@code dir/model.jar}. */
   static Path wideNet(Path dir) throws IOException {
     Path src = Files.createDirectories(dir.resolve("src/com/example")).resolve("WideNet.java");
-    Files.writeString(src, WIDE_NET);
+    Files.copy(WIDE_NET, src);
     Path classes = Files.createDirectories(dir.resolve("classes"));
     int rc = ToolProvider.getSystemJavaCompiler().run(null, null, null, "-d", classes.toString(), "--release", "17",
         "-cp", System.getProperty("java.class.path"), src.toString());

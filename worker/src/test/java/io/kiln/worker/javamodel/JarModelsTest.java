@@ -47,17 +47,17 @@ class JarModelsTest {
 
   @Test
   void aUsersModelJarIsTrainedByKilnsLoopAndItsJarTravelsWithTheModel() throws Exception {
-    Path jar = TestJars.build(tmp.resolve("build"), System.getProperty("java.class.path"), "com.example.TinyNet",
-        TestJars.TINY_NET);
+    Path jar = TestJars.build(tmp.resolve("build"), System.getProperty("java.class.path"), "com.example.WideNet",
+        TestJars.wideNet());
     Path jobDir = tmp.resolve("jobs/job-1");
     List<TaskReport> reports = train(jobDir, "kiln_jar", jar.toUri().toString(), "kiln_model_class",
-        "com.example.TinyNet", "epochs", "2", "width", "96");
+        "com.example.WideNet", "epochs", "2", "width", "96");
     TaskReport done = last(reports);
     assertEquals(TaskReport.KindCase.COMPLETED, done.getKindCase(), reports.toString());
     assertTrue(done.getCompleted().getMetricsMap().get("test_accuracy") > 0.6, done.getCompleted().toString());
     Path model = jobDir.resolve("model");
     JsonObject json = JsonParser.parseString(Files.readString(model.resolve("model.json"))).getAsJsonObject();
-    assertEquals("java:com.example.TinyNet", json.get("algorithm").getAsString());
+    assertEquals("java:com.example.WideNet", json.get("algorithm").getAsString());
     assertEquals("96", json.getAsJsonObject("hyperparameters").get("width").getAsString());
     assertEquals(Files.size(jar), Files.size(model.resolve("model.jar")));
     assertTrue(Files.exists(model.resolve("model-0000.params")));
@@ -65,8 +65,8 @@ class JarModelsTest {
 
   @Test
   void aBadJarOrClassFailsTheTaskNamingTheProblem() throws Exception {
-    Path jar = TestJars.build(tmp.resolve("build"), System.getProperty("java.class.path"), "com.example.TinyNet",
-        TestJars.TINY_NET, "com.example.NotAModel", "package com.example; public class NotAModel {}");
+    Path jar = TestJars.build(tmp.resolve("build"), System.getProperty("java.class.path"), "com.example.WideNet",
+        TestJars.wideNet(), "com.example.NotAModel", "package com.example; public class NotAModel {}");
     String j = jar.toString();
     assertEquals("cannot load the model jar: model class com.example.Nope is not in " + j,
         last(train(tmp.resolve("a"), "kiln_jar", j, "kiln_model_class", "com.example.Nope")).getFailed().getReason());
@@ -78,7 +78,7 @@ class JarModelsTest {
     assertTrue(last(train(tmp.resolve("d"), "kiln_model_class", "x.Y")).getFailed().getReason()
         .contains("hyperparameters.kiln_jar is required"));
     // the model's own hyperparameter check reaches the job's reason
-    String bad = last(train(tmp.resolve("e"), "kiln_jar", j, "kiln_model_class", "com.example.TinyNet", "width", "wide"))
+    String bad = last(train(tmp.resolve("e"), "kiln_jar", j, "kiln_model_class", "com.example.WideNet", "width", "wide"))
         .getFailed().getReason();
     assertTrue(bad.contains("wide"), bad);
   }

@@ -14,34 +14,10 @@ import javax.tools.ToolProvider;
 
 /** Builds a user's model jar at test time: Java sources compiled with javax.tools against a class path. */
 final class TestJars {
-  /** A KilnModel: flatten, one dense ReLU layer of {@code width} (hyperparameter, default 64), logits. */
-  static final String TINY_NET = """
-      package com.example;
-
-      import ai.djl.ndarray.types.Shape;
-      import ai.djl.nn.Activation;
-      import ai.djl.nn.Block;
-      import ai.djl.nn.SequentialBlock;
-      import ai.djl.nn.core.Linear;
-      import io.kiln.api.KilnModel;
-      import java.util.Map;
-
-      public class TinyNet implements KilnModel {
-        public Block build(Map<String, String> hp, int numClasses) {
-          int width = Integer.parseInt(hp.getOrDefault("width", "64"));
-          return new SequentialBlock().add(Linear.builder().setUnits(width).build()).add(Activation.reluBlock())
-              .add(Linear.builder().setUnits(numClasses).build());
-        }
-
-        public Shape inputShape(int rows, int cols) {
-          return new Shape((long) rows * cols);
-        }
-
-        public Map<String, String> defaults() {
-          return Map.of("width", "64");
-        }
-      }
-      """;
+  /** com.example.WideNet, a KilnModel (dense, ReLU, dense; hyperparameter width), shared with the integration tests. */
+  static String wideNet() throws IOException {
+    return Files.readString(io.kiln.worker.TestData.repoRoot().resolve("testdata/java-model/WideNet.java"));
+  }
 
   private TestJars() {}
 
