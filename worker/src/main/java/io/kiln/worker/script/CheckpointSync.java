@@ -36,6 +36,7 @@ final class CheckpointSync {
   private final LongSupplier step;
   private final Map<String, Stamp> uploaded = new HashMap<>();
   private final Map<String, Stamp> seen = new HashMap<>();
+  private final java.util.concurrent.atomic.AtomicBoolean running = new java.util.concurrent.atomic.AtomicBoolean();
   /** How many scans in a row a file was held back because it kept changing. */
   private final Map<String, Integer> deferred = new HashMap<>();
   static final int MAX_DEFERRALS = 3;
@@ -49,12 +50,34 @@ final class CheckpointSync {
   }
 
   /** Marks files restored from the store as uploaded already. */
-  void restored() {
+  synchronized void restored() {
     scan().forEach(uploaded::put);
   }
 
-  /** One round: uploads stable changed files ({@code all}: every changed file); returns how many. */
-  int sync(boolean all) {
+  /**
+   * Starts a round on a background thread unless one is still running, so that a large upload never
+   * delays the script's stop, run-time and output checks.
+   */
+  void syncInBackground() {
+    if (!running.compareAndSet(false, true)) return;
+    Thread t = new Thread(() -> {
+      try {
+        sync(false);
+      } catch (RuntimeException e) {
+        events.warn("checkpoint sync failed: " + e);
+      } finally {
+        running.set(false);
+      }
+    }, "kiln-checkpoint-sync");
+    t.setDaemon(true);
+    t.start();
+  }
+
+  /**
+   * One round: uploads stable changed files ({@code all}: every changed file); returns how many.
+   * Rounds never overlap (the final one waits for a background one).
+   */
+  synchronized int sync(boolean all) {
     Map<String, Stamp> now = scan();
     int n = 0;
     long bytes = 0;

@@ -141,7 +141,7 @@ final class ScriptExecution {
       periodic.add(new ScriptProcess.Periodic(OUTPUT_CHECK_INTERVAL, output));
       if (sync != null) {
         periodic.add(new ScriptProcess.Periodic(options.checkpointInterval(), () -> {
-          sync.sync(false);
+          sync.syncInBackground();
           return null;
         }));
       }
