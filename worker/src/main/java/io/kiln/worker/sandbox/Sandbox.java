@@ -26,7 +26,9 @@ import java.util.function.Consumer;
  *   <li>{@code sh -c JOIN}: writes its pid into the task's {@code cgroup.procs} files (as root,
  *       before anything else), then execs;
  *   <li>{@code setpriv --pdeathsig HUP [--reuid U --regid U --clear-groups]}: the process gets SIGHUP
- *       when the worker dies (even by SIGKILL) and drops to the task's uid;
+ *       when the worker dies (even by SIGKILL) and drops to the task's uid. Strictly, the kernel sends
+ *       it when the <em>thread</em> that started the process ends: the caller must start the process
+ *       from a thread that waits for it (the task thread does), never from a short-lived one;
  *   <li>{@code sh -c SUPERVISE}: starts the user's command and waits for it; on SIGHUP (the worker
  *       died) it SIGKILLs its whole process group, so nothing the script started outlives the worker;
  *   <li>{@code prlimit}: address space (only without a memory cgroup), file size, process count
