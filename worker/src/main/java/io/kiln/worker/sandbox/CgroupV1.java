@@ -33,6 +33,7 @@ final class CgroupV1 implements TaskCgroup {
     try {
       for (Map.Entry<String, Path> p : parents.entrySet()) {
         Files.createDirectories(p.getValue());
+        TaskCgroup.sweep(p.getValue(), TaskCgroup.STALE);
         Path dir = p.getValue().resolve(name);
         if (Files.isDirectory(dir)) { // an earlier attempt of this task on this host: end what is left of it
           TaskCgroup.killLoop(dir.resolve("cgroup.procs"));

@@ -41,6 +41,7 @@ final class CgroupV2 implements TaskCgroup {
     Files.createDirectories(parent);
     enableControllers(parent.getParent(), parent);
     enableControllers(parent, parent);
+    TaskCgroup.sweep(parent, TaskCgroup.STALE);
     Path dir = parent.resolve(name);
     if (Files.isDirectory(dir)) { // an earlier attempt of this task on this host: end what is left of it
       TaskCgroup.killLoop(dir.resolve("cgroup.procs"));

@@ -88,6 +88,32 @@ public interface TaskCgroup extends AutoCloseable {
     }
   }
 
+  /**
+   * Removes task cgroups under {@code parent} that hold no process and are older than {@code age}:
+   * those of workers that were killed (their task never closed its cgroup). The age keeps a cgroup
+   * that another task created but has not joined yet (it joins when its script starts).
+   */
+  static void sweep(Path parent, java.time.Duration age) {
+    if (!Files.isDirectory(parent)) return;
+    long before = System.currentTimeMillis() - age.toMillis();
+    try (var dirs = Files.list(parent)) {
+      for (Path d : (Iterable<Path>) dirs.filter(p -> p.getFileName().toString().startsWith("task-"))::iterator) {
+        try {
+          if (Files.getLastModifiedTime(d).toMillis() < before && pids(d.resolve("cgroup.procs")).isEmpty()) {
+            Files.delete(d);
+          }
+        } catch (IOException ignored) {
+          // in use or gone: leave it
+        }
+      }
+    } catch (IOException ignored) {
+      // nothing to sweep
+    }
+  }
+
+  /** How old an empty task cgroup must be before {@link #sweep} removes it. */
+  java.time.Duration STALE = java.time.Duration.ofHours(1);
+
   /** The value of {@code key N} in a flat-keyed file such as {@code memory.events}, else 0. */
   static long keyed(Path file, String key) {
     try {

@@ -68,6 +68,17 @@ class CgroupsTest {
     assertEquals(2, cg.procsFiles().size());
     assertFalse(cg.oomKilled());
 
+    // an empty task cgroup older than the limit is swept (a killed worker's); a fresh or busy one stays
+    Path stale = Files.createDirectories(pids.resolve("kiln/task-stale"));
+    Files.setLastModifiedTime(stale, java.nio.file.attribute.FileTime.fromMillis(0));
+    Path busy = Files.createDirectories(pids.resolve("kiln/task-busy"));
+    Files.writeString(busy.resolve("cgroup.procs"), ProcessHandle.current().pid() + "\n");
+    Files.setLastModifiedTime(busy, java.nio.file.attribute.FileTime.fromMillis(0));
+    Path fresh = Files.createDirectories(pids.resolve("kiln/task-fresh"));
+    TaskCgroup.sweep(pids.resolve("kiln"), java.time.Duration.ofHours(1));
+    assertFalse(Files.exists(stale));
+    assertTrue(Files.exists(busy) && Files.exists(fresh));
+
     assertFalse(Cgroups.detect("v2", "", mountinfo, self).available(), "v2 asked for, only v1 here");
     Cgroups.Detected none = Cgroups.detect("auto", "", file("empty", ""), self);
     assertFalse(none.available());
