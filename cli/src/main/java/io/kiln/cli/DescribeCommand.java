@@ -86,7 +86,11 @@ public final class DescribeCommand implements Callable<Integer> {
             field(sb, "Progress", "-");
         }
         field(sb, "Metrics", metrics(j.metrics()));
-        field(sb, "Model", j.modelUri());
+        if (j.outputs().isEmpty()) {
+            field(sb, "Model", j.modelUri());
+        } else {
+            j.outputs().forEach((name, uri) -> field(sb, "Output " + name, uri));
+        }
         if (j.failureReason() != null && !j.failureReason().isBlank()) {
             field(sb, "Failure", j.failureReason());
         }

@@ -27,6 +27,7 @@ import picocli.CommandLine.Spec;
                 LocalCommand.class,
                 DemoCommand.class,
                 TrainCommand.class,
+                ProcessCommand.class,
                 JobsCommand.class,
                 DescribeCommand.class,
                 LogsCommand.class,

@@ -27,7 +27,9 @@ import picocli.CommandLine.Spec;
                 "  kiln train -f job.yaml --epochs 3 --hp learning_rate=0.1 --workers 2",
                 "  kiln train --name fmnist --algorithm mlp --channel train=/usr/share/datasets/fashion-mnist --detach",
                 "  kiln train --name my-script --entry-point train.py --source-dir ./src --channel train=/data/train \\",
-                "             --hp epochs=3 --metric loss='loss: ([0-9.]+)'      (your own script: docs/script-mode.md)"})
+                "             --hp epochs=3 --metric loss='loss: ([0-9.]+)'      (your own script: docs/script-mode.md)",
+                "  kiln train --name my-net --jar model.jar --model-class com.example.MyModel --workers 2 \\",
+                "             --channel train=/usr/share/datasets/fashion-mnist      (your own DJL model: docs/java-models.md)"})
 public final class TrainCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -78,6 +80,14 @@ public final class TrainCommand implements Callable<Integer> {
             description = "Metric to extract from the script's output (repeatable): the first group of REGEX, "
                     + "e.g. loss='loss: ([0-9.]+)'.")
     List<String> metrics;
+
+    @Option(names = "--jar", paramLabel = "FILE",
+            description = "Your own Java model (algorithm java): a jar with a class implementing io.kiln.api.KilnModel, "
+                    + "trained by Kiln's data-parallel loop (docs/java-models.md). Needs --model-class.")
+    Path jar;
+
+    @Option(names = "--model-class", paramLabel = "CLASS", description = "The KilnModel class in --jar, e.g. com.example.MyModel.")
+    String modelClass;
 
     @Option(names = {"-d", "--detach"}, description = "Print the job id and return without following.")
     boolean detach;
@@ -133,23 +143,58 @@ public final class TrainCommand implements Callable<Integer> {
             throw new io.kiln.cli.UsageException("cannot package " + source.packageRoot() + ": " + e.getMessage());
         }
         try {
-            java.net.URI uri = dryRun ? pkg.uriIn(artifactRoot) : pkg.store(artifactRoot);
+            io.kiln.cli.spec.CodeUpload.Placed placed = io.kiln.cli.spec.CodeUpload.place(pkg.archive(), pkg.sha256(),
+                    ".tar.gz", api.settings(), dryRun);
             PrintWriter err = spec.commandLine().getErr();
-            err.println(String.format(java.util.Locale.ROOT, "%s %s (%d files, %.1f kB) as %s", dryRun ? "Would package"
-                    : "Packaged", source.packageRoot(), pkg.files(), pkg.bytes() / 1e3, uri));
+            err.println(String.format(java.util.Locale.ROOT, "%s %s (%d files, %.1f kB) as %s%s", dryRun ? "Would package"
+                    : "Packaged", source.packageRoot(), pkg.files(), pkg.bytes() / 1e3, placed.uri(),
+                    placed.uploaded() ? (dryRun ? " (would upload to " : " (uploaded to ") + api.settings().apiUrl() + ")" : ""));
             err.flush();
-            ScriptMode.apply(result, source.program(), uri.toString(), metricJson);
-        } catch (java.io.IOException e) {
-            throw new io.kiln.cli.UsageException("cannot store the source package in " + artifactRoot + ": "
+            ScriptMode.apply(result, source.program(), placed.uri().toString(), metricJson);
+        } catch (java.io.IOException | io.kiln.sdk.KilnException e) {
+            throw new io.kiln.cli.UsageException("cannot store the source package (" + (io.kiln.cli.spec.CodeUpload
+                    .isLocal(api.settings()) ? "in " + artifactRoot : "through " + api.settings().apiUrl()) + "): "
                     + e.getMessage());
         } finally {
             pkg.delete();
         }
     }
 
+    /**
+     * {@code --jar}, {@code --model-class}: stores the jar as {@code sources/<sha256>.jar} (locally or
+     * through the upload API, see {@link io.kiln.cli.spec.CodeUpload}) and sets algorithm {@code java}.
+     */
+    private void applyJar(ObjectNode result, Path cwd) {
+        if (jar == null && modelClass == null) return;
+        if (jar == null || modelClass == null || modelClass.isBlank()) {
+            throw new io.kiln.cli.UsageException("--jar and --model-class go together (the jar and its KilnModel class)");
+        }
+        if (entryPoint != null) throw new io.kiln.cli.UsageException("--jar and --entry-point exclude each other");
+        String current = result.path("algorithm").asText("");
+        if (!current.isEmpty() && !current.equals("java")) {
+            throw new io.kiln.cli.UsageException("--jar trains a Java model: the algorithm must be 'java', not '" + current + "'");
+        }
+        Path file = cwd.resolve(jar).toAbsolutePath().normalize();
+        if (!java.nio.file.Files.isRegularFile(file)) throw new io.kiln.cli.UsageException("--jar " + jar + " not found");
+        try {
+            io.kiln.cli.spec.CodeUpload.Placed placed = io.kiln.cli.spec.CodeUpload.place(file,
+                    io.kiln.cli.spec.CodeUpload.sha256(file), ".jar", api.settings(), dryRun);
+            PrintWriter err = spec.commandLine().getErr();
+            err.println((dryRun ? "Would store " : "Stored ") + file + " as " + placed.uri()
+                    + (placed.uploaded() ? " (through " + api.settings().apiUrl() + ")" : ""));
+            err.flush();
+            result.put("algorithm", "java");
+            ObjectNode hp = result.get("hyperparameters") instanceof ObjectNode h ? h : result.putObject("hyperparameters");
+            hp.put("kiln_jar", placed.uri().toString());
+            hp.put("kiln_model_class", modelClass.trim());
+        } catch (java.io.IOException | io.kiln.sdk.KilnException e) {
+            throw new io.kiln.cli.UsageException("cannot store the model jar: " + e.getMessage());
+        }
+    }
+
     /** File, then flags, then the required-field check. */
     ObjectNode buildSpec(Path cwd) {
-        if (file == null && name == null && algorithm == null && channels == null && entryPoint == null) {
+        if (file == null && name == null && algorithm == null && channels == null && entryPoint == null && jar == null) {
             throw new io.kiln.cli.UsageException("give a job file (-f job.yaml) or at least --name, --algorithm and "
                     + "--channel train=...");
         }
@@ -165,6 +210,7 @@ public final class TrainCommand implements Callable<Integer> {
         o.outputUri = outputUri;
         ObjectNode result = JobSpecs.apply(base, o, cwd);
         applyScript(result, cwd);
+        applyJar(result, cwd);
         JobSpecs.checkRequired(result);
         return result;
     }

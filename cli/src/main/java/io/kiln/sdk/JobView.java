@@ -13,7 +13,12 @@ import java.util.Map;
 public record JobView(String id, String name, String status, JsonNode spec, String submittedAt,
                       String startedAt, String endedAt, List<String> workers, Progress progress,
                       Map<String, Object> metrics, String modelUri, String failureReason,
-                      List<HistoryEntry> history) {
+                      List<HistoryEntry> history, Map<String, String> outputs) {
+
+    /** A processing job's outputs, name to URI (empty for other jobs and until it completes). */
+    public Map<String, String> outputs() {
+        return outputs == null ? Map.of() : outputs;
+    }
 
     public List<String> workers() {
         return workers == null ? List.of() : workers;

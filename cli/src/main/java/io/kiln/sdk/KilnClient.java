@@ -17,6 +17,7 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.net.http.HttpTimeoutException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -311,6 +312,37 @@ public final class KilnClient {
             throw new IllegalArgumentException("tuning job id is empty");
         }
         return TUNING_JOBS + "/" + URLEncoder.encode(id.trim(), StandardCharsets.UTF_8).replace("+", "%20");
+    }
+
+    // ---------------------------------------------------------------- user code
+
+    public static final String SOURCES = "/api/v1/sources";
+
+    /**
+     * {@code PUT /api/v1/sources/<name>} ({@code <sha256>.tar.gz} or {@code <sha256>.jar}): uploads user
+     * code into the coordinator's artifact store, which checks the digest; returns the URI it is stored
+     * at (what a job spec names).
+     */
+    public String uploadSource(Path file, String name) {
+        String path = SOURCES + "/" + name;
+        HttpRequest.Builder b = request(path, Duration.ofMinutes(10)).header("Content-Type", "application/octet-stream");
+        try {
+            b.PUT(HttpRequest.BodyPublishers.ofFile(file));
+        } catch (java.io.FileNotFoundException e) {
+            throw new KilnException("cannot read " + file + ": " + e.getMessage(), e);
+        }
+        HttpResponse<String> resp = exchange(b.build(), HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8), "PUT",
+                path);
+        if (resp.statusCode() / 100 != 2) {
+            throw apiError(resp.statusCode(), resp.body());
+        }
+        try {
+            String uri = MAPPER.readTree(resp.body()).path("uri").asText("");
+            if (uri.isEmpty()) throw new KilnException("PUT " + path + " answered without a uri: " + abbreviate(resp.body()));
+            return uri;
+        } catch (JsonProcessingException e) {
+            throw new KilnException("PUT " + path + " answered with a body that is not JSON: " + abbreviate(resp.body()), e);
+        }
     }
 
     // ---------------------------------------------------------------- raw access

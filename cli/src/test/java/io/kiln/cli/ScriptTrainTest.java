@@ -43,6 +43,8 @@ class ScriptTrainTest {
         server = new StubServer();
         dataDir = Files.createDirectories(tmp.resolve("kiln"));
         Files.writeString(dataDir.resolve("token"), "tok\n");
+        // the local cluster of this data dir: the CLI writes sources into its artifact store directly
+        Files.writeString(dataDir.resolve("coordinator.json"), "{\"apiUrl\": \"" + server.url() + "\"}");
         src = Files.createDirectories(tmp.resolve("src"));
         Files.writeString(src.resolve("train.py"), "print('loss: 0.5')\n");
         Files.createDirectories(src.resolve("pkg"));
@@ -117,6 +119,32 @@ class ScriptTrainTest {
         try (var files = Files.list(dataDir.resolve("artifacts/sources"))) {
             assertEquals(1, files.count());
         }
+    }
+
+    @Test
+    void aRemoteClusterGetsTheSourceThroughTheUploadApi() throws Exception {
+        Files.delete(dataDir.resolve("coordinator.json")); // --api-url names a cluster that is not this data dir's
+        String sha = io.kiln.cli.spec.SourcePackage.of(src).sha256();
+        String stored = "file:///srv/kiln/artifacts/sources/" + sha + ".tar.gz";
+        server.json("PUT /api/v1/sources/" + sha + ".tar.gz", 201, "{\"uri\": \"" + stored + "\", \"sha256\": \""
+                + sha + "\"}");
+        server.json("POST /api/v1/training-jobs", 201, JOB);
+        assertEquals(0, kiln("train", "--name", "remote", "--entry-point", "train.py", "--source-dir", src.toString(),
+                "--detach"), err.toString());
+        assertEquals("PUT", server.requests().get(0).method());
+        assertEquals("Bearer tok", server.requests().get(0).authorization());
+        JsonNode spec = KilnClient.MAPPER.readTree(server.requests().get(1).body());
+        assertEquals(stored, spec.get("hyperparameters").get("sagemaker_submit_directory").asText());
+        assertFalse(Files.exists(dataDir.resolve("artifacts/sources")), "nothing written locally");
+        assertTrue(err.toString().contains("(uploaded to " + server.url() + ")"), err.toString());
+
+        // an upload the coordinator refuses stops the submission with its reason
+        server.requests().clear();
+        server.json("PUT /api/v1/sources/" + sha + ".tar.gz", 413, "{\"error\": \"the upload is larger than 1 MB\"}");
+        assertEquals(ExitCodes.USAGE, kiln("train", "--name", "remote", "--entry-point", "train.py", "--source-dir",
+                src.toString(), "--detach"));
+        assertTrue(err.toString().contains("the upload is larger than 1 MB"), err.toString());
+        assertEquals(1, server.requests().size(), "no job submitted");
     }
 
     @Test

@@ -102,6 +102,8 @@ public final class CoordinatorMain {
     List<ApiExtension> extensions = new ArrayList<>();
     ModelRegistry models = ModelRegistry.start(system, readJournal::currentPersistenceIds, jobs, askTimeout);
     extensions.add(new RegistryRoutes(models));
+    extensions.add(new io.kiln.coordinator.sources.SourcesRoutes(system, artifactsRoot,
+        config.getBytes("kiln.api.max-source-size")));
     extensions.add(io.kiln.coordinator.tuning.TuningApi.start(system, config, jobs, readJournal::currentPersistenceIds, telemetry::latestProgress));
     ApiRoutes routes = new ApiRoutes(system, jobs, telemetry, token, askTimeout, extensions);
     String host = config.getString("kiln.api.host");

@@ -23,11 +23,17 @@ import java.util.regex.Pattern;
  */
 public final class JobSpecs {
   /** Model definitions and algorithms a worker can run; extend as algorithms are added. */
-  public static final Set<String> KNOWN_ALGORITHMS = Set.of("mlp", "cnn", "xgboost", "knn", "kmeans", "linear-learner", "pca", "script");
+  public static final Set<String> KNOWN_ALGORITHMS = Set.of("mlp", "cnn", "xgboost", "knn", "kmeans", "linear-learner", "pca", "script", "java",
+      "processing");
   /** Built-in algorithms whose hyperparameters the worker checks (the coordinator passes them through). */
   static final Set<String> WORKER_CHECKED = Set.of("xgboost", "knn", "kmeans", "linear-learner", "pca");
   /** Script mode (docs/script-mode.md): the user's code, settings in reserved hyperparameters. */
   static final String SCRIPT = "script";
+  /** A user's model jar trained by Kiln's loop (docs/java-models.md). */
+  static final String JAVA = "java";
+  /** A processing job (docs/processing.md): script-mode code with inputs and outputs. */
+  static final String PROCESSING = "processing";
+  private static final Pattern JAVA_CLASS = Pattern.compile("[\\p{L}_$][\\p{L}\\p{N}_$]*(\\.[\\p{L}_$][\\p{L}\\p{N}_$]*)*");
   private static final Set<String> COLLECTIVES = Set.of("auto", "ring", "nccl");
   private static final Pattern NAME = Pattern.compile("[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?");
   private static final ObjectMapper JSON = new ObjectMapper();
@@ -85,7 +91,8 @@ public final class JobSpecs {
     else if (!NAME.matcher(spec.getName()).matches()) d.add("name: '" + spec.getName() + "' must be 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit");
     if (spec.getAlgorithm().isEmpty()) d.add("algorithm: required (one of " + known() + ")");
     else if (!KNOWN_ALGORITHMS.contains(spec.getAlgorithm())) d.add("algorithm: unknown '" + spec.getAlgorithm() + "' (known: " + known() + ")");
-    boolean script = spec.getAlgorithm().equals(SCRIPT);
+    boolean processing = spec.getAlgorithm().equals(PROCESSING);
+    boolean script = spec.getAlgorithm().equals(SCRIPT) || processing;
     if (!script && !spec.getChannelsMap().containsKey("train")) d.add("channels.train: required (a directory path or file: URI)");
     for (Map.Entry<String, String> c : spec.getChannelsMap().entrySet()) {
       String problem = uriProblem(c.getValue());
@@ -94,6 +101,8 @@ public final class JobSpecs {
     // the DJL models' hyperparameters; the built-ins (xgboost, knn, ...) check their own on the worker (unknown names, ranges)
     Map<String, String> hp = WORKER_CHECKED.contains(spec.getAlgorithm()) || script ? Map.of() : spec.getHyperparametersMap();
     if (script) scriptProblems(spec.getHyperparametersMap(), d);
+    if (processing) ProcessingSpecs.problems(spec, d);
+    if (spec.getAlgorithm().equals(JAVA)) javaProblems(spec.getHyperparametersMap(), d);
     intParam(hp, "epochs", 1, 1000, d);
     intParam(hp, "batch_size", 1, 65536, d);
     intParam(hp, "seed", Integer.MIN_VALUE, Integer.MAX_VALUE, d);
@@ -102,7 +111,7 @@ public final class JobSpecs {
       Double m = parseDouble(hp.get("momentum"));
       if (m == null || m < 0 || m >= 1) d.add("hyperparameters.momentum: '" + hp.get("momentum") + "' must be a number in [0, 1)");
     }
-    if (hp.containsKey("hidden") && !hp.get("hidden").matches("\\s*[1-9]\\d{0,5}(\\s*,\\s*[1-9]\\d{0,5})*\\s*")) {
+    if (!spec.getAlgorithm().equals(JAVA) && hp.containsKey("hidden") && !hp.get("hidden").matches("\\s*[1-9]\\d{0,5}(\\s*,\\s*[1-9]\\d{0,5})*\\s*")) {
       d.add("hyperparameters.hidden: '" + hp.get("hidden") + "' must be comma-separated positive layer sizes, e.g. 256,128");
     }
     Resources r = spec.getResources();
@@ -196,8 +205,22 @@ public final class JobSpecs {
     }
   }
 
+  /** Algorithm java: {@code kiln_jar} (absolute path or file: URI) and {@code kiln_model_class} (a class name). */
+  private static void javaProblems(Map<String, String> hp, List<String> d) {
+    String jar = hp.getOrDefault("kiln_jar", "").trim();
+    String cls = hp.getOrDefault("kiln_model_class", "").trim();
+    if (jar.isEmpty()) d.add("hyperparameters.kiln_jar: required for algorithm 'java': the model jar (kiln train --jar)");
+    else if (uriProblem(jar) != null) d.add("hyperparameters.kiln_jar: " + uriProblem(jar));
+    if (cls.isEmpty()) {
+      d.add("hyperparameters.kiln_model_class: required for algorithm 'java': the class implementing "
+          + "io.kiln.api.KilnModel (kiln train --model-class)");
+    } else if (!JAVA_CLASS.matcher(cls).matches()) {
+      d.add("hyperparameters.kiln_model_class: '" + cls + "' is not a Java class name, e.g. com.example.MyModel");
+    }
+  }
+
   /** A JSON-encoded string value ({@code "\"train.py\""}, as the SageMaker SDK sends reserved values) decoded. */
-  private static String unquoteJson(String v) {
+  static String unquoteJson(String v) {
     String t = v.trim();
     if (t.length() >= 2 && t.startsWith("\"") && t.endsWith("\"")) {
       try {
@@ -210,7 +233,7 @@ public final class JobSpecs {
     return v;
   }
 
-  private static String uriProblem(String value) {
+  static String uriProblem(String value) {
     if (value.isBlank()) return "empty";
     if (value.startsWith("/")) return null;
     try {

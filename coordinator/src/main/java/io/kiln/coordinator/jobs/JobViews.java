@@ -37,6 +37,7 @@ public final class JobViews {
     ObjectNode m = n.putObject("metrics");
     s.metrics().entrySet().stream().sorted(java.util.Map.Entry.comparingByKey()).forEach(e -> m.put(e.getKey(), e.getValue()));
     n.put("modelUri", s.modelUri());
+    if (s.spec().getAlgorithm().equals("processing") && !s.modelUri().isEmpty()) n.set("outputs", outputs(s));
     n.put("checkpointUri", s.checkpointUri());
     n.put("failureReason", s.failureReason());
     if (!s.stopReason().isEmpty()) n.put("stopReason", s.stopReason());
@@ -50,6 +51,27 @@ public final class JobViews {
       }
     }
     return n;
+  }
+
+  /**
+   * A completed processing job's outputs, name to URI: the destination in the spec, else
+   * {@code <modelUri>/<name>/} (the worker reports the job's output folder as its model URI).
+   */
+  private static ObjectNode outputs(JobState s) {
+    ObjectNode o = JSON.createObjectNode();
+    String declared = s.spec().getHyperparametersOrDefault("kiln_processing_outputs", "").trim();
+    if (declared.isEmpty()) return o;
+    try {
+      JsonNode d = JSON.readTree(declared);
+      String base = s.modelUri().endsWith("/") ? s.modelUri() : s.modelUri() + "/";
+      d.fields().forEachRemaining(e -> {
+        String dest = e.getValue().asText("").trim();
+        o.put(e.getKey(), dest.isEmpty() ? base + e.getKey() + "/" : dest);
+      });
+    } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+      // validated at submission; nothing to show otherwise
+    }
+    return o;
   }
 
   /** The data of a status server-sent event. */

@@ -37,12 +37,7 @@ final class ProcessTree {
     return SETSID != null && KILL != null;
   }
 
-  /** The command prefix that gives the script its own session and process group (empty when unavailable). */
-  static List<String> groupPrefix() {
-    return ownGroupsAvailable() ? List.of(SETSID.toString()) : List.of();
-  }
-
-  /** Starts {@code pb} (whose command begins with {@link #groupPrefix()}) and notes its process group. */
+  /** Starts {@code pb} (whose command begins with {@code setsid}, see Sandbox) and notes its process group. */
   static ProcessTree start(ProcessBuilder pb) throws IOException {
     ProcessTree t = new ProcessTree(pb.start());
     if (ownGroupsAvailable() && pb.command().size() > 0 && pb.command().get(0).equals(SETSID.toString())) {

@@ -2,6 +2,7 @@ package io.kiln.worker.script;
 
 import com.typesafe.config.Config;
 import com.typesafe.config.ConfigFactory;
+import io.kiln.worker.sandbox.SandboxSettings;
 import io.kiln.worker.task.TaskRunner;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -20,8 +21,19 @@ import java.time.Duration;
 public final class ScriptRunner implements TaskRunner {
   public static final String NAME = ScriptSpec.ALGORITHM;
 
-  /** Where and how scripts run. */
-  public record Options(Path dataDir, String python, String host, Duration killGrace, Duration rendezvousTimeout) {
+  /**
+   * Where and how scripts run; {@code maxOutputBytes}/{@code maxLogBytes} are the defaults a job can
+   * override ({@code kiln_max_output_mb}, {@code kiln_max_log_mb}); {@code checkpointInterval} how
+   * often {@code checkpoints/} is synced to the store while the script runs; {@code maxPids} the
+   * cgroup's {@code pids.max}.
+   */
+  public record Options(Path dataDir, String python, String host, Duration killGrace, Duration rendezvousTimeout,
+                        SandboxSettings sandbox, long maxOutputBytes, long maxLogBytes, Duration checkpointInterval,
+                        int maxPids) {
+    static final long DEFAULT_MAX_OUTPUT = 10L << 30;
+    static final long DEFAULT_MAX_LOG = 256L << 20;
+    static final Duration DEFAULT_CHECKPOINT_INTERVAL = Duration.ofSeconds(10);
+    static final int DEFAULT_MAX_PIDS = 4096;
 
     public static Options fromConfig(Config c) {
       Path dataDir = Path.of(c.hasPath("kiln.data-dir") ? c.getString("kiln.data-dir")
@@ -32,20 +44,50 @@ public final class ScriptRunner implements TaskRunner {
           : Duration.ofSeconds(10);
       Duration rendezvous = c.hasPath("kiln.worker.rendezvous-timeout") ? c.getDuration("kiln.worker.rendezvous-timeout")
           : Duration.ofSeconds(120);
-      return new Options(dataDir.toAbsolutePath(), python, host, grace, rendezvous);
+      long maxOutput = c.hasPath("kiln.worker.script.max-output") ? c.getBytes("kiln.worker.script.max-output")
+          : DEFAULT_MAX_OUTPUT;
+      long maxLog = c.hasPath("kiln.worker.script.max-log") ? c.getBytes("kiln.worker.script.max-log") : DEFAULT_MAX_LOG;
+      Duration sync = c.hasPath("kiln.worker.script.checkpoint-interval")
+          ? c.getDuration("kiln.worker.script.checkpoint-interval") : DEFAULT_CHECKPOINT_INTERVAL;
+      int pids = c.hasPath("kiln.worker.sandbox.max-pids") ? c.getInt("kiln.worker.sandbox.max-pids") : DEFAULT_MAX_PIDS;
+      return new Options(dataDir.toAbsolutePath(), python, host, grace, rendezvous, SandboxSettings.fromConfig(c),
+          maxOutput, maxLog, sync, pids);
     }
 
     public static Options defaults(Path dataDir) {
       return new Options(dataDir.toAbsolutePath(), "/usr/bin/python3", "127.0.0.1", Duration.ofSeconds(10),
-          Duration.ofSeconds(120));
+          Duration.ofSeconds(120), SandboxSettings.defaults(), DEFAULT_MAX_OUTPUT, DEFAULT_MAX_LOG,
+          DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_PIDS);
     }
 
     public Options withKillGrace(Duration d) {
-      return new Options(dataDir, python, host, d, rendezvousTimeout);
+      return new Options(dataDir, python, host, d, rendezvousTimeout, sandbox, maxOutputBytes, maxLogBytes,
+          checkpointInterval, maxPids);
     }
 
     public Options withRendezvousTimeout(Duration d) {
-      return new Options(dataDir, python, host, killGrace, d);
+      return new Options(dataDir, python, host, killGrace, d, sandbox, maxOutputBytes, maxLogBytes,
+          checkpointInterval, maxPids);
+    }
+
+    public Options withSandbox(SandboxSettings s) {
+      return new Options(dataDir, python, host, killGrace, rendezvousTimeout, s, maxOutputBytes, maxLogBytes,
+          checkpointInterval, maxPids);
+    }
+
+    public Options withOutputLimits(long maxOutput, long maxLog) {
+      return new Options(dataDir, python, host, killGrace, rendezvousTimeout, sandbox, maxOutput, maxLog,
+          checkpointInterval, maxPids);
+    }
+
+    public Options withMaxPids(int n) {
+      return new Options(dataDir, python, host, killGrace, rendezvousTimeout, sandbox, maxOutputBytes, maxLogBytes,
+          checkpointInterval, n);
+    }
+
+    public Options withCheckpointInterval(Duration d) {
+      return new Options(dataDir, python, host, killGrace, rendezvousTimeout, sandbox, maxOutputBytes, maxLogBytes, d,
+          maxPids);
     }
   }
 

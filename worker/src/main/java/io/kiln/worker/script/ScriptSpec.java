@@ -26,11 +26,14 @@ import java.util.TreeMap;
  * are decoded.
  */
 public record ScriptSpec(String program, String submitDirectory, List<MetricDefinition> metrics,
-    SortedMap<String, String> hyperparameters) {
+    SortedMap<String, String> hyperparameters, long maxOutputMb, long maxLogMb) {
   public static final String ALGORITHM = "script";
   public static final String PROGRAM = "sagemaker_program";
   public static final String SUBMIT_DIRECTORY = "sagemaker_submit_directory";
   public static final String METRIC_DEFINITIONS = "kiln_metric_definitions";
+  /** Limits of what the task writes, overriding the worker's defaults (whole MB, positive). */
+  public static final String MAX_OUTPUT_MB = "kiln_max_output_mb";
+  public static final String MAX_LOG_MB = "kiln_max_log_mb";
   public static final List<String> RESERVED_PREFIXES = List.of("sagemaker_", "kiln_");
 
   public ScriptSpec {
@@ -64,7 +67,20 @@ public record ScriptSpec(String program, String submitDirectory, List<MetricDefi
     hp.forEach((k, v) -> {
       if (!isReserved(k)) user.put(k, v);
     });
-    return new ScriptSpec(program, submit, metrics, user);
+    return new ScriptSpec(program, submit, metrics, user, megabytes(hp, MAX_OUTPUT_MB), megabytes(hp, MAX_LOG_MB));
+  }
+
+  /** A positive whole number of MB under {@code key}, 0 when absent; throws naming the key otherwise. */
+  static long megabytes(Map<String, String> hp, String key) {
+    String v = unquote(hp.getOrDefault(key, "")).trim();
+    if (v.isEmpty()) return 0;
+    try {
+      long n = Long.parseLong(v);
+      if (n > 0 && n < (1L << 40)) return n;
+    } catch (NumberFormatException ignored) {
+      // reported below
+    }
+    throw new IllegalArgumentException("hyperparameters." + key + ": '" + v + "' must be a positive whole number of MB");
   }
 
   /** {@code "\"x\""} (a JSON string, as the SageMaker SDK writes reserved values) becomes {@code x}. */

@@ -14,6 +14,7 @@ import io.kiln.worker.checkpoint.CheckpointWriter;
 import io.kiln.worker.checkpoint.Checkpoints;
 import io.kiln.worker.data.DataException;
 import io.kiln.worker.data.MnistDataset;
+import io.kiln.worker.javamodel.JarModels;
 import io.kiln.worker.training.GradientSync;
 import io.kiln.worker.training.ModelArtifacts;
 import io.kiln.worker.training.ModelDefinition;
@@ -52,6 +53,8 @@ public final class TrainingTask implements Runnable {
   private final GroupRendezvous rendezvous;
   /** What the task is doing, for the failure reason (run() runs once, on one thread). */
   private String stage;
+  /** Algorithm java: the user's model and its class loader, closed when the task ends. */
+  private JarModels.Loaded userModel;
 
   public TrainingTask(TaskAssignment assignment, TaskEvents events, StopSignal stop, GradientSyncFactory syncFactory,
       URI defaultArtifactsRoot) {
@@ -88,7 +91,12 @@ public final class TrainingTask implements Runnable {
         events.completed(out.modelUri(), out.metrics());
         return;
       }
-      ModelDefinition definition = ModelDefinitions.get(spec.getAlgorithm());
+      // algorithm java: the user's model class from its jar, in a class loader of its own
+      if (JarModels.ALGORITHM.equals(spec.getAlgorithm())) {
+        stage = "cannot load the model jar";
+        userModel = JarModels.load(spec, events);
+      }
+      ModelDefinition definition = userModel != null ? userModel.definition() : ModelDefinitions.get(spec.getAlgorithm());
       TrainingConfig config = TrainingConfig.fromSpec(spec);
       CheckpointSettings checkpointing = CheckpointSettings.fromSpec(spec);
       String train = spec.getChannelsOrDefault("train", "");
@@ -172,6 +180,7 @@ public final class TrainingTask implements Runnable {
                   assignment.getTaskId()));
               ModelArtifacts.writeMetrics(ArtifactStore.forRoot(jobUri),
                   ModelArtifacts.normalize(jobUri.resolve("metrics.json")), metrics);
+              if (userModel != null) userModel.copyInto(modelUri);
               events.info("model written to " + modelUri);
             }
             if (writer != null) {
@@ -207,6 +216,8 @@ public final class TrainingTask implements Runnable {
       }
       events.log("ERROR", reason);
       events.failed(reason);
+    } finally {
+      if (userModel != null) userModel.close();
     }
   }
 

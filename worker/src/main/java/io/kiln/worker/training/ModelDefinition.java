@@ -7,9 +7,11 @@ import java.util.Map;
 /**
  * A trainable model family ({@code algorithm} in a JobSpec). The training loop knows nothing about
  * architectures: it asks the definition for a DJL {@link Block} and the per-sample input shape and
- * trains it with softmax cross-entropy. Register new definitions in {@link ModelDefinitions}.
+ * trains it with softmax cross-entropy. Register new definitions in {@link ModelDefinitions}. The
+ * public part is {@link io.kiln.api.KilnModel}, which users' jars implement (algorithm {@code java});
+ * this adds the name the job spec uses.
  */
-public interface ModelDefinition {
+public interface ModelDefinition extends io.kiln.api.KilnModel {
 
   /** The {@code algorithm} name users give, e.g. {@code "mlp"}. */
   String name();

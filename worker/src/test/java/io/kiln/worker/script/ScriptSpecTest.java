@@ -77,10 +77,10 @@ class ScriptSpecTest {
     Map<String, String> hp = new TreeMap<>(Map.of("a", "3", "b", "0.5", "c", "abc", "d", "true", "e", "[1, 2]",
         "f", "{\"k\": 1}", "g", "\"quoted\"", "h", "1e-3", "i", "01", "j", "[not json"));
     assertEquals("{\"a\":3,\"b\":0.5,\"c\":\"abc\",\"d\":true,\"e\":[1,2],\"f\":{\"k\":1},\"g\":\"quoted\",\"h\":1e-3,"
-        + "\"i\":\"01\",\"j\":\"[not json\"}", ScriptExecution.decodedHyperparameters(hp));
-    assertEquals(List.of("--a", "3", "--b", "0.5"), ScriptExecution.arguments(Map.of("b", "0.5", "a", "3")));
-    assertEquals("LEARNING_RATE", ScriptExecution.envName("learning_rate"));
-    assertEquals("MY_HP_1", ScriptExecution.envName("my-hp.1"));
+        + "\"i\":\"01\",\"j\":\"[not json\"}", TrainingContract.decodedHyperparameters(hp));
+    assertEquals(List.of("--a", "3", "--b", "0.5"), TrainingContract.arguments(Map.of("b", "0.5", "a", "3")));
+    assertEquals("LEARNING_RATE", TrainingContract.envName("learning_rate"));
+    assertEquals("MY_HP_1", TrainingContract.envName("my-hp.1"));
   }
 
   // ------------------------------------------------------------------ source archives

@@ -1,0 +1,22 @@
+# PyTorch DistributedDataParallel over gloo with torchrun's variables (MASTER_ADDR, RANK, WORLD_SIZE)
+import os, torch, torch.distributed as dist
+dist.init_process_group('gloo', init_method='env://')
+r, w = dist.get_rank(), dist.get_world_size()
+torch.manual_seed(0)
+model = torch.nn.Linear(2, 1)
+ddp = torch.nn.parallel.DistributedDataParallel(model)
+opt = torch.optim.SGD(ddp.parameters(), lr=0.1)
+x = torch.randn(64, 2)
+y = x @ torch.tensor([[2.0], [-1.0]])
+for step in range(100):
+    opt.zero_grad()
+    loss = ((ddp(x[r::w]) - y[r::w]) ** 2).mean()
+    loss.backward()
+    opt.step()
+t = torch.tensor([loss.item()])
+dist.all_reduce(t)
+print('loss: %.6f' % (t.item() / w))
+print('world_size: %d' % w)
+if r == 0:
+    torch.save(model.state_dict(), os.path.join(os.environ['SM_MODEL_DIR'], 'model.pt'))
+dist.destroy_process_group()

@@ -1,0 +1,2 @@
+echo "sleeping"
+sleep 120
