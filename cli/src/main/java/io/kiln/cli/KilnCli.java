@@ -34,6 +34,7 @@ import picocli.CommandLine.Spec;
                 ModelsCommand.class,
                 ClusterCommand.class,
                 TuneCommand.class, TuningCommand.class,
+                ServeCommand.class, InvokeCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"",
