@@ -35,6 +35,7 @@ import picocli.CommandLine.Spec;
                 ModelsCommand.class,
                 ClusterCommand.class,
                 TuneCommand.class, TuningCommand.class,
+                ServeCommand.class, InvokeCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"",

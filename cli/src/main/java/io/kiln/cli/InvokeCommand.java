@@ -1,0 +1,78 @@
+package io.kiln.cli;
+
+import io.kiln.sdk.KilnSettings;
+import java.io.PrintWriter;
+import java.net.ConnectException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/** {@code kiln invoke}: one request to a model endpoint; prints the response body. */
+@Command(name = "invoke", mixinStandardHelpOptions = true,
+        description = {"Send one prediction request to an endpoint started by kiln serve and print the answer.",
+                "Example: kiln invoke http://127.0.0.1:8080 --data '{\"instances\": [[1.0, 2.0]]}'"})
+public final class InvokeCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "URL", description = "Endpoint URL; without a path, /invocations is used.")
+    String url;
+
+    @Option(names = "--data", paramLabel = "BODY", description = "Request body; @FILE reads a file.", required = true)
+    String data;
+
+    @Option(names = "--content-type", description = "Default: text/csv when the body does not start with { or [, else application/json.")
+    String contentType;
+
+    @Option(names = "--accept", description = "Response type: application/json or text/csv.")
+    String accept;
+
+    @Option(names = "--target-model", paramLabel = "NAME", description = "Multi-model endpoints: the model (header X-Kiln-Target-Model).")
+    String target;
+
+    @Option(names = "--data-dir", paramLabel = "DIR", description = "Kiln data dir holding the token. Default: KILN_DATA_DIR, else ~/.kiln.")
+    Path dataDir;
+
+    @Override
+    public Integer call() throws Exception {
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        String body = data.startsWith("@") ? Files.readString(Path.of(data.substring(1))) : data;
+        URI u = URI.create(url);
+        if (u.getPath() == null || u.getPath().isEmpty() || u.getPath().equals("/")) u = u.resolve("/invocations");
+        String ct = contentType != null ? contentType
+                : body.stripLeading().startsWith("{") || body.stripLeading().startsWith("[") ? "application/json" : "text/csv";
+        KilnSettings s = KilnSettings.resolve(System.getenv(), dataDir, null);
+        if (s.token() == null) throw new UsageException("no API token: set KILN_TOKEN or create " + s.tokenFile());
+        HttpRequest.Builder b = HttpRequest.newBuilder(u).timeout(Duration.ofSeconds(120))
+                .header("Authorization", "Bearer " + s.token()).header("Content-Type", ct)
+                .POST(HttpRequest.BodyPublishers.ofString(body));
+        if (accept != null) b.header("Accept", accept);
+        if (target != null) b.header("X-Kiln-Target-Model", target);
+        HttpResponse<String> r;
+        try {
+            r = HttpClient.newHttpClient().send(b.build(), HttpResponse.BodyHandlers.ofString());
+        } catch (ConnectException e) {
+            err.println("kiln invoke: cannot connect to " + u + " (is kiln serve running?)");
+            return ExitCodes.API;
+        }
+        if (r.statusCode() / 100 != 2) {
+            err.println("kiln invoke: HTTP " + r.statusCode() + ": " + r.body());
+            return ExitCodes.API;
+        }
+        out.print(r.body().endsWith("\n") ? r.body() : r.body() + "\n");
+        r.headers().firstValue("X-Kiln-Cold-Start-Ms").ifPresent(ms -> err.println("(cold start: " + ms + " ms)"));
+        out.flush();
+        return ExitCodes.OK;
+    }
+}
