@@ -97,8 +97,20 @@ public final class ServingBenchmark {
           ms(inproc, 0.5), ms(inproc, 0.99), inproc.length);
       System.out.printf(Locale.ROOT, "W4 HTTP /invocations from this process to ServeMain at %d req/s open loop: p50 %.3f ms "
           + "p99 %.3f ms max %.3f ms (n=%d, errors %d)%n", rate, ms(http, 0.5), ms(http, 0.99), ms(http, 1), http.length, errors.get());
-      System.out.printf(Locale.ROOT, "W4 overhead: p50 %.3f ms, p99 %.3f ms (target <= 0.2 / <= 2)%n",
+      System.out.printf(Locale.ROOT, "W4 overhead (JDK HttpClient in this JVM): p50 %.3f ms, p99 %.3f ms (target <= 0.2 / <= 2)%n",
           ms(http, 0.5) - ms(inproc, 0.5), ms(http, 0.99) - ms(inproc, 0.99));
+      if (WrkLoad.available()) {
+        WrkLoad.run("http://127.0.0.1:" + s.port + "/invocations", ServeProcess.TOKEN, body, rate, 3); // warm-up
+        WrkLoad.Result w = WrkLoad.run("http://127.0.0.1:" + s.port + "/invocations", ServeProcess.TOKEN, body, rate,
+            seconds);
+        System.out.printf(Locale.ROOT, "W4 HTTP /invocations from wrk (a second process, paced to ~%d req/s): %.0f req/s, "
+            + "p50 %.3f ms p90 %.3f ms p99 %.3f ms max %.3f ms (n=%d, errors %d)%n", rate, w.rate(), w.p50(), w.p90(),
+            w.p99(), w.max(), w.requests(), w.errors());
+        System.out.printf(Locale.ROOT, "W4 overhead (wrk): p50 %.3f ms, p99 %.3f ms (target <= 0.2 / <= 2)%n",
+            w.p50() - ms(inproc, 0.5), w.p99() - ms(inproc, 0.99));
+      } else {
+        System.out.println("W4: wrk not found (apt-get install wrk): no second-process measurement");
+      }
     }
   }
 
