@@ -53,7 +53,7 @@ class TuningEndToEndTest {
           max_parallel_trials: 2
           training_job:
             algorithm: mlp
-            hyperparameters: {epochs: 2, batch_size: 64}
+            hyperparameters: {epochs: 25, batch_size: 64}
             channels: {train: %s}
           """.formatted(SMALL_DATA));
       String submitted = cli("tune", "-f", file.toString(), "--detach", "--data-dir", dataDir.toString());
@@ -142,6 +142,9 @@ class TuningEndToEndTest {
         last = api.getTuningJob(id);
         if (p.test(last)) return last;
         assertNotEquals("Failed", last.get("status").asText(), last.toString());
+        // ended without passing through the awaited state (trials too fast for it?): fail now
+        assertFalse(java.util.Set.of("Completed", "Stopped").contains(last.get("status").asText()),
+            "tuning job ended before the expected state: " + last);
       } catch (io.kiln.sdk.KilnException e) {
         // the coordinator is restarting
       }
