@@ -28,6 +28,8 @@ import java.util.regex.Pattern;
  * (e.g. the corrupt file). Blocking: callers run it on the blocking dispatcher.
  */
 public final class ReplicaLauncher {
+  /** The first JVM argument of every replica, so that a recorded pid is only stopped if it is still one. */
+  static final String MARKER = "-Dkiln.endpoint.replica=";
   private static final Pattern LISTENING = Pattern.compile("kiln-serve: listening on (http://\\S+)");
 
   /** What a launch needs from the coordinator's config. */
@@ -103,8 +105,8 @@ public final class ReplicaLauncher {
   /** SIGTERM, then SIGKILL after 10 s. Only a ServeMain process: a recorded pid may have been reused. */
   public void stop(long pid) {
     Optional<ProcessHandle> h = ProcessHandle.of(pid);
-    live.remove(pid);
-    if (h.isEmpty() || !h.get().info().commandLine().map(c -> c.contains("io.kiln.deploy.ServeMain")).orElse(false)) return;
+    boolean ours = live.remove(pid);
+    if (h.isEmpty() || !ours && !h.get().info().arguments().map(a -> a.length > 0 && a[0].startsWith(MARKER)).orElse(false)) return;
     h.get().destroy();
     try {
       h.get().onExit().get(10, java.util.concurrent.TimeUnit.SECONDS);
@@ -122,6 +124,7 @@ public final class ReplicaLauncher {
     }
     List<String> cmd = new ArrayList<>();
     cmd.add(settings.java());
+    cmd.add(MARKER + endpoint); // first: the OS may truncate a long command line (the classpath)
     cmd.addAll(settings.jvmOptions());
     String djl = System.getProperty("DJL_CACHE_DIR");
     if (djl != null) cmd.add("-DDJL_CACHE_DIR=" + djl);
