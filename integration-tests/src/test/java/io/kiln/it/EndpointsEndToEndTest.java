@@ -111,9 +111,15 @@ class EndpointsEndToEndTest {
       }
       assertEquals(Set.of("a", "b"), seen, "weights 1:1 reach both variants");
 
-      // a corrupt model fails its endpoint with the replica's reason
-      api.createEndpoint(Map.of("name", "bad", "variants", List.of(Map.of("modelUri", corrupt.toString()))));
-      JsonNode bad = api.awaitEndpoint("bad", READY);
+      String invoked = cli(0, "invoke", "ep", "--data", ROW, "--target-variant", "b");
+      assertTrue(invoked.contains("\"predictions\""), invoked);
+      String described = cli(0, "endpoints", "describe", "ep");
+      assertTrue(described.contains("InService") && described.contains("km v1") && described.contains("generation 2 in service"), described);
+
+      // a corrupt model fails its endpoint with the replica's reason (kiln deploy exits non-zero)
+      String deployed = cli(io.kiln.cli.ExitCodes.API, "deploy", "--name", "bad", "--model", corrupt.toString());
+      assertTrue(deployed.contains("Failed"), deployed);
+      JsonNode bad = api.getEndpoint("bad");
       assertEquals("Failed", bad.path("status").asText(), bad.toString());
       assertTrue(bad.path("failureReason").asText().contains("corrupt"), bad.toString());
       assertEquals(503, api.invokeEndpoint("bad", "application/json", ROW, null).status());
@@ -126,6 +132,16 @@ class EndpointsEndToEndTest {
       awaitExit(pids);
       assertEquals(List.of("bad"), api.listEndpoints().stream().map(x -> x.path("name").asText()).toList());
     }
+  }
+
+  private String cli(int expectedCode, String... args) {
+    String[] all = java.util.stream.Stream.concat(java.util.Arrays.stream(args),
+        java.util.stream.Stream.of("--data-dir", dataDir.toString())).toArray(String[]::new);
+    java.io.StringWriter out = new java.io.StringWriter();
+    java.io.StringWriter err = new java.io.StringWriter();
+    int code = io.kiln.cli.KilnCli.run(new java.io.PrintWriter(out, true), new java.io.PrintWriter(err, true), all);
+    assertEquals(expectedCode, code, "kiln " + String.join(" ", args) + ": " + out + err);
+    return out.toString();
   }
 
   private static void awaitExit(List<Long> pids) throws InterruptedException {
