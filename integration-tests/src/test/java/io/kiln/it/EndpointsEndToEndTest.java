@@ -134,6 +134,74 @@ class EndpointsEndToEndTest {
     }
   }
 
+  @Test
+  void autoscalesOnLoadAndSurvivesACoordinatorCrash() throws Exception {
+    Path a = kmeans(models.resolve("a"), new float[] {0, 0, 10, 10});
+    LocalCluster.Options options = LocalCluster.Options.builder()
+        .repoRoot(ClusterEndToEndTest.REPO).dataDir(dataDir).workers(0).apiPort(0).clusterPort(0).journal("h2")
+        .coordinatorProperty("kiln.endpoints.autoscale.target-in-flight", "0.5")
+        .coordinatorProperty("kiln.endpoints.autoscale.scale-up-after", "1s")
+        .coordinatorProperty("kiln.endpoints.autoscale.scale-down-after", "3s")
+        .coordinatorProperty("kiln.endpoints.autoscale.interval", "200ms")
+        .readyTimeout(Duration.ofSeconds(120)).killOnExit(true).build();
+    try (LocalCluster cluster = LocalCluster.start(options)) {
+      KilnClient api = cluster.client();
+      api.createEndpoint(Map.of("name", "auto", "variants", List.of(Map.of("modelUri", a.toString(), "maxInstances", 2))));
+      assertEquals("InService", api.awaitEndpoint("auto", READY).path("status").asText());
+
+      AtomicBoolean stop = new AtomicBoolean();
+      List<String> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+      List<Thread> clients = new ArrayList<>();
+      for (int i = 0; i < 4; i++) {
+        Thread t = new Thread(() -> {
+          while (!stop.get()) {
+            KilnClient.Invocation x = api.invokeEndpoint("auto", "application/json", ROW, null);
+            if (x.status() != 200) failures.add(x.status() + " " + x.body());
+          }
+        });
+        t.start();
+        clients.add(t);
+      }
+      JsonNode ep = waitFor(api, "auto", e -> e.path("replicas").size() == 2, Duration.ofSeconds(60));
+      stop.set(true);
+      for (Thread t : clients) t.join();
+      assertEquals(List.of(), failures, "requests failed while scaling up");
+      assertEquals(2, ep.at("/variants/0/currentInstances").asInt(), ep.toString());
+      assertTrue(ep.path("history").toString().contains("replica added"), ep.toString());
+      ep = waitFor(api, "auto", e -> e.path("replicas").size() == 1, Duration.ofSeconds(30));
+      assertTrue(ep.path("history").toString().contains("replica removed"), ep.toString());
+
+      long pid = ep.at("/replicas/0/pid").asLong();
+      cluster.killCoordinator(true);
+      assertTrue(alive(pid), "a replica outlives a coordinator killed with SIGKILL");
+      cluster.restartCoordinator();
+      KilnClient again = cluster.client();
+      JsonNode after = waitFor(again, "auto", e -> true, Duration.ofSeconds(30));
+      KilnClient.Invocation r = again.invokeEndpoint("auto", "application/json", ROW, null);
+      assertEquals(200, r.status(), r.body() + " " + after);
+      assertEquals(pid, again.getEndpoint("auto").at("/replicas/0/pid").asLong(), "the running replica was reattached");
+      again.deleteEndpoint("auto");
+      awaitExit(List.of(pid));
+    }
+  }
+
+  private static JsonNode waitFor(KilnClient api, String name, java.util.function.Predicate<JsonNode> done, Duration timeout)
+      throws InterruptedException {
+    long deadline = System.nanoTime() + timeout.toNanos();
+    JsonNode e = null;
+    while (System.nanoTime() < deadline) {
+      try {
+        e = api.getEndpoint(name);
+        if (done.test(e)) return e;
+      } catch (RuntimeException notYet) {
+        // the coordinator is restarting
+      }
+      Thread.sleep(200);
+    }
+    fail("endpoint " + name + " did not get there in " + timeout.toSeconds() + " s: " + e);
+    return e;
+  }
+
   private String cli(int expectedCode, String... args) {
     String[] all = java.util.stream.Stream.concat(java.util.Arrays.stream(args),
         java.util.stream.Stream.of("--data-dir", dataDir.toString())).toArray(String[]::new);
