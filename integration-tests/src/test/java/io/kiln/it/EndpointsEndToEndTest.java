@@ -66,6 +66,14 @@ class EndpointsEndToEndTest {
       assertEquals(200, r.status(), r.body());
       assertEquals(0, cluster(r), r.body());
       assertEquals("a", r.variant());
+      String token = Files.readString(dataDir.resolve("token")).trim();
+      HttpResponse<String> oip = HttpClient.newHttpClient().send(HttpRequest.newBuilder(
+              URI.create(cluster.apiUrl() + "/endpoints/ep/v2/models/a/infer")).header("Authorization", "Bearer " + token)
+          .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(
+              "{\"inputs\": [{\"name\": \"x\", \"shape\": [1, 2], \"datatype\": \"FP32\", \"data\": [0.5, 0.5]}]}")).build(),
+          HttpResponse.BodyHandlers.ofString());
+      assertEquals(200, oip.statusCode(), oip.body());
+      assertEquals(0, KilnClient.MAPPER.readTree(oip.body()).at("/outputs/0/data/0").asInt(), oip.body());
       assertEquals(401, unauthenticated(cluster.apiUrl() + "/endpoints/ep/invocations"));
 
       // blue/green to two variants while a client sends requests continuously
