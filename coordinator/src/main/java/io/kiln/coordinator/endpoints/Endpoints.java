@@ -69,6 +69,9 @@ public final class Endpoints {
   }
 
   public CompletionStage<EndpointState> delete(String name, String user) {
+    if (!EndpointRequest.NAME.matcher(name).matches()) {
+      return CompletableFuture.failedFuture(EndpointException.notFound("no endpoint " + name));
+    }
     return ask(name, ref -> new Endpoint.Delete(user, ref));
   }
 
