@@ -20,12 +20,14 @@ import picocli.CommandLine.Spec;
 /** {@code kiln invoke}: one request to a model endpoint; prints the response body. */
 @Command(name = "invoke", mixinStandardHelpOptions = true,
         description = {"Send one prediction request to an endpoint started by kiln serve and print the answer.",
-                "Example: kiln invoke http://127.0.0.1:8080 --data '{\"instances\": [[1.0, 2.0]]}'"})
+                "Example: kiln invoke http://127.0.0.1:8080 --data '{\"instances\": [[1.0, 2.0]]}'",
+                "         kiln invoke my-endpoint --data ...   (a managed endpoint, through the coordinator's router)"})
 public final class InvokeCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "URL", description = "Endpoint URL; without a path, /invocations is used.")
+    @Parameters(index = "0", paramLabel = "URL|ENDPOINT",
+            description = "Endpoint URL (without a path, /invocations is used), or the name of a managed endpoint (kiln deploy).")
     String url;
 
     @Option(names = "--data", paramLabel = "BODY", description = "Request body; @FILE reads a file.", required = true)
@@ -40,6 +42,12 @@ public final class InvokeCommand implements Callable<Integer> {
     @Option(names = "--target-model", paramLabel = "NAME", description = "Multi-model endpoints: the model (header X-Kiln-Target-Model).")
     String target;
 
+    @Option(names = "--target-variant", paramLabel = "NAME", description = "Managed endpoints: the variant (header X-Kiln-Target-Variant).")
+    String targetVariant;
+
+    @Option(names = "--api-url", paramLabel = "URL", description = "Managed endpoints: the coordinator (default: from the data dir).")
+    String apiUrl;
+
     @Option(names = "--data-dir", paramLabel = "DIR", description = "Kiln data dir holding the token. Default: KILN_DATA_DIR, else ~/.kiln.")
     Path dataDir;
 
@@ -48,17 +56,24 @@ public final class InvokeCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         String body = data.startsWith("@") ? Files.readString(Path.of(data.substring(1))) : data;
-        URI u = URI.create(url);
+        KilnSettings s = KilnSettings.resolve(System.getenv(), dataDir, apiUrl);
+        URI u;
+        if (!url.contains("://")) {
+            if (s.apiUrl() == null) throw new UsageException("no coordinator for endpoint " + url + ": start one (kiln local up) or give --api-url");
+            u = URI.create(s.apiUrl() + "/endpoints/" + java.net.URLEncoder.encode(url, java.nio.charset.StandardCharsets.UTF_8) + "/invocations");
+        } else {
+            u = URI.create(url);
+        }
         if (u.getPath() == null || u.getPath().isEmpty() || u.getPath().equals("/")) u = u.resolve("/invocations");
         String ct = contentType != null ? contentType
                 : body.stripLeading().startsWith("{") || body.stripLeading().startsWith("[") ? "application/json" : "text/csv";
-        KilnSettings s = KilnSettings.resolve(System.getenv(), dataDir, null);
         if (s.token() == null) throw new UsageException("no API token: set KILN_TOKEN or create " + s.tokenFile());
         HttpRequest.Builder b = HttpRequest.newBuilder(u).timeout(Duration.ofSeconds(120))
                 .header("Authorization", "Bearer " + s.token()).header("Content-Type", ct)
                 .POST(HttpRequest.BodyPublishers.ofString(body));
         if (accept != null) b.header("Accept", accept);
         if (target != null) b.header("X-Kiln-Target-Model", target);
+        if (targetVariant != null) b.header("X-Kiln-Target-Variant", targetVariant);
         HttpResponse<String> r;
         try {
             r = HttpClient.newHttpClient().send(b.build(), HttpResponse.BodyHandlers.ofString());
@@ -70,6 +85,7 @@ public final class InvokeCommand implements Callable<Integer> {
             err.println("kiln invoke: HTTP " + r.statusCode() + ": " + r.body());
             return ExitCodes.API;
         }
+        r.headers().firstValue("X-Kiln-Variant").ifPresent(v -> err.println("(variant: " + v + ")"));
         out.print(r.body().endsWith("\n") ? r.body() : r.body() + "\n");
         r.headers().firstValue("X-Kiln-Cold-Start-Ms").ifPresent(ms -> err.println("(cold start: " + ms + " ms)"));
         out.flush();

@@ -35,7 +35,7 @@ import picocli.CommandLine.Spec;
                 ModelsCommand.class,
                 ClusterCommand.class,
                 TuneCommand.class, TuningCommand.class,
-                ServeCommand.class, InvokeCommand.class,
+                ServeCommand.class, InvokeCommand.class, DeployCommand.class, EndpointsCommand.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"",

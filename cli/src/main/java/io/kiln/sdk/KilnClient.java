@@ -357,14 +357,83 @@ public final class KilnClient {
         return send("POST", path, body == null ? null : specJson(body));
     }
 
+    // ---------------------------------------------------------------- endpoints
+
+    public static final String ENDPOINTS = "/api/v1/endpoints";
+
+    /** {@code POST /api/v1/endpoints}: {name, variants: [...], ...}; the endpoint (status Creating). */
+    public JsonNode createEndpoint(Object request) {
+        return send("POST", ENDPOINTS, specJson(request));
+    }
+
+    /** {@code PUT /api/v1/endpoints/{name}}: new variants, blue/green; the endpoint (status Updating). */
+    public JsonNode updateEndpoint(String name, Object request) {
+        return send("PUT", ENDPOINTS + "/" + encode(name), specJson(request));
+    }
+
+    public JsonNode getEndpoint(String name) {
+        return getJson(ENDPOINTS + "/" + encode(name));
+    }
+
+    public List<JsonNode> listEndpoints() {
+        List<JsonNode> out = new java.util.ArrayList<>();
+        getJson(ENDPOINTS).path("endpoints").forEach(out::add);
+        return out;
+    }
+
+    public JsonNode deleteEndpoint(String name) {
+        return send("DELETE", ENDPOINTS + "/" + encode(name), null);
+    }
+
+    /** Polls until the endpoint leaves Creating/Updating; its final view (InService or Failed). */
+    public JsonNode awaitEndpoint(String name, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            JsonNode e = getEndpoint(name);
+            String st = e.path("status").asText();
+            if (!st.equals("Creating") && !st.equals("Updating")) return e;
+            if (System.nanoTime() > deadline) {
+                throw new KilnException("endpoint " + name + " still " + st + " after " + timeout.toSeconds() + " s");
+            }
+            try {
+                Thread.sleep(250);
+            } catch (InterruptedException ie) {
+                Thread.currentThread().interrupt();
+                throw new KilnException("interrupted while waiting for endpoint " + name, ie);
+            }
+        }
+    }
+
+    /** An answer of the router: status, body, and the variant that served it. */
+    public record Invocation(int status, String body, String variant) {}
+
+    /**
+     * {@code POST /endpoints/{name}/invocations} through the coordinator's router; {@code targetVariant}
+     * (null: by weight) picks a variant. Any status comes back (no exception for 4xx/5xx).
+     */
+    public Invocation invokeEndpoint(String name, String contentType, String body, String targetVariant) {
+        String path = "/endpoints/" + encode(name) + "/invocations";
+        HttpRequest.Builder b = request(path, requestTimeout).header("Content-Type", contentType)
+                .POST(HttpRequest.BodyPublishers.ofString(body, StandardCharsets.UTF_8));
+        if (targetVariant != null) b.header("X-Kiln-Target-Variant", targetVariant);
+        HttpResponse<String> r = exchange(b.build(), HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8), "POST", path);
+        return new Invocation(r.statusCode(), r.body(), r.headers().firstValue("X-Kiln-Variant").orElse(null));
+    }
+
+    private static String encode(String s) {
+        return java.net.URLEncoder.encode(s, StandardCharsets.UTF_8);
+    }
+
     // ---------------------------------------------------------------- internals
 
     private JsonNode send(String method, String path, String jsonBody) {
         HttpRequest.Builder b = request(path, requestTimeout);
-        if ("POST".equals(method)) {
+        if ("POST".equals(method) || "PUT".equals(method)) {
             b.header("Content-Type", "application/json");
-            b.POST(jsonBody == null ? HttpRequest.BodyPublishers.noBody()
+            b.method(method, jsonBody == null ? HttpRequest.BodyPublishers.noBody()
                     : HttpRequest.BodyPublishers.ofString(jsonBody, StandardCharsets.UTF_8));
+        } else if ("DELETE".equals(method)) {
+            b.DELETE();
         } else {
             b.GET();
         }
@@ -391,7 +460,7 @@ public final class KilnClient {
         if (timeout != null) {
             b.timeout(timeout);
         }
-        if (path.startsWith("/api/")) {
+        if (path.startsWith("/api/") || path.startsWith("/endpoints/")) {
             String t = token.get();
             if (t != null && !t.isBlank()) {
                 b.header("Authorization", "Bearer " + t.trim());

@@ -105,6 +105,11 @@ public final class CoordinatorMain {
     extensions.add(new io.kiln.coordinator.sources.SourcesRoutes(system, artifactsRoot,
         config.getBytes("kiln.api.max-source-size")));
     extensions.add(io.kiln.coordinator.tuning.TuningApi.start(system, config, jobs, readJournal::currentPersistenceIds, telemetry::latestProgress));
+    io.kiln.coordinator.endpoints.Endpoints endpoints = io.kiln.coordinator.endpoints.Endpoints.start(system, config,
+        dataDir, token.value(), models, readJournal::currentPersistenceIds, askTimeout);
+    extensions.add(new io.kiln.coordinator.endpoints.EndpointRoutes(endpoints, new io.kiln.coordinator.endpoints.InvocationRouter(
+        system, endpoints, token.value(), config.getInt("kiln.endpoints.router.max-connections"),
+        config.getInt("kiln.endpoints.router.max-open-requests"))));
     ApiRoutes routes = new ApiRoutes(system, jobs, telemetry, token, askTimeout, extensions);
     String host = config.getString("kiln.api.host");
     int port = config.getInt("kiln.api.port");

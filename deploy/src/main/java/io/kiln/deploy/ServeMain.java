@@ -16,18 +16,19 @@ import java.util.concurrent.CountDownLatch;
 /**
  * A serving process: one {@link ModelServer} for a model folder or a multi-model prefix, so an
  * endpoint is its own JVM. Prints {@code kiln-serve: listening on http://HOST:PORT} once it accepts
- * requests (launchers wait for that line); stops on SIGTERM. Exit 2: bad arguments; 3: cannot start.
+ * requests (launchers wait for that line; with {@code --preload true} only once the single model
+ * loaded, else it exits 3 with the load error); stops on SIGTERM. Exit 2: bad arguments; 3: cannot start.
  *
  * <pre>
  * java -cp ... io.kiln.deploy.ServeMain (--model URI | --multi-model PREFIX) [--name model] [--port 8080]
  *   [--host 127.0.0.1] [--token-file FILE] [--idle-timeout 30s] [--max-concurrency 64]
- *   [--memory-budget-mb 2048] [--max-models 10000] [--capture-uri URI --capture-percent 10]
+ *   [--memory-budget-mb 2048] [--max-models 10000] [--capture-uri URI --capture-percent 10] [--preload true]
  * </pre>
  * The token: {@code KILN_TOKEN}, else {@code --token-file}, else {@code <kiln.data-dir or ~/.kiln>/token}.
  */
 public final class ServeMain {
   private static final Set<String> OPTS = Set.of("--model", "--multi-model", "--name", "--port", "--host", "--token-file",
-      "--idle-timeout", "--max-concurrency", "--memory-budget-mb", "--max-models", "--capture-uri", "--capture-percent");
+      "--idle-timeout", "--max-concurrency", "--memory-budget-mb", "--max-models", "--capture-uri", "--capture-percent", "--preload");
 
   private ServeMain() {}
 
@@ -51,6 +52,17 @@ public final class ServeMain {
     }
     try {
       ModelServer server = ModelServer.start(source, opts);
+      if (Boolean.parseBoolean(a.getOrDefault("--preload", "false")) && source.defaultModel() != null) {
+        // Load before announcing readiness, so a launcher learns of a corrupt model at once.
+        try (var lease = server.cache().acquire(source.defaultModel())) {
+          lease.predictor();
+        } catch (Exception e) {
+          server.close();
+          System.err.println("kiln-serve: cannot start: " + e.getMessage());
+          System.exit(3);
+          return;
+        }
+      }
       CountDownLatch stop = new CountDownLatch(1);
       Runtime.getRuntime().addShutdownHook(new Thread(() -> {
         server.close();

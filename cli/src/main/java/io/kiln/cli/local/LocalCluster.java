@@ -603,6 +603,12 @@ public final class LocalCluster implements AutoCloseable {
         if ("postgres".equals(o.journal())) {
             cmd.add("-Dkiln.postgres.url=" + o.postgresUrl());
         }
+        if (o.repoRoot() != null && !o.coordinatorProperties().containsKey("kiln.endpoints.serve-classpath")
+                && Files.isRegularFile(o.repoRoot().resolve("deploy/target/classpath.txt"))) {
+            // coordinator-managed endpoints start io.kiln.deploy.ServeMain replicas with this classpath
+            cmd.add("-Dkiln.endpoints.serve-classpath=" + classpath(o.repoRoot(), "deploy"));
+            cmd.add("-DDJL_CACHE_DIR=" + djlCacheDir(o));
+        }
         o.coordinatorProperties().forEach((k, v) -> cmd.add("-D" + k + "=" + v));
         cmd.add(o.coordinatorMainClass());
         return cmd;

@@ -8,6 +8,20 @@ import org.apache.pekko.http.javadsl.server.Route;
  * unauthenticated request; errors use the shared JSON shape of {@link ApiJson}.
  */
 public interface ApiExtension {
+  private static Route reject() {
+    return org.apache.pekko.http.javadsl.server.Directives.reject();
+  }
+
   /** Routes below {@code /api/v1}; {@code user} is the authenticated caller. */
   Route routes(String user);
+
+  /** A path prefix outside {@code /api/v1} this extension serves (e.g. {@code endpoints}); null: none. */
+  default String rootPrefix() {
+    return null;
+  }
+
+  /** Routes below {@code /<rootPrefix>}, authenticated first like the rest. */
+  default Route rootRoutes(String user) {
+    return reject();
+  }
 }

@@ -82,13 +82,22 @@ public final class ApiRoutes extends AllDirectives {
                     pathEndOrSingleSlash(() -> get(() -> describe(id))),
                     path("stop", () -> post(() -> stop(id))),
                     path("logs", () -> get(() -> parameterOptional("follow", f -> stream(id, JobTelemetry.Stream.LOGS, isTrue(f))))),
-                    path("metrics", () -> get(() -> parameterOptional("follow", f -> stream(id, JobTelemetry.Stream.METRICS, isTrue(f)))))))))))));
+                    path("metrics", () -> get(() -> parameterOptional("follow", f -> stream(id, JobTelemetry.Stream.METRICS, isTrue(f)))))))))))),
+        rootExtensionRoutes());
     return handleExceptions(exceptionHandler(), () -> handleRejections(rejectionHandler(), () -> inner));
   }
 
   private Route extensionRoutes(String user) {
     Route all = reject();
     for (ApiExtension e : extensions) all = concat(all, e.routes(user));
+    return all;
+  }
+
+  private Route rootExtensionRoutes() {
+    Route all = reject();
+    for (ApiExtension e : extensions) {
+      if (e.rootPrefix() != null) all = concat(all, pathPrefix(e.rootPrefix(), () -> authenticated(e::rootRoutes)));
+    }
     return all;
   }
 

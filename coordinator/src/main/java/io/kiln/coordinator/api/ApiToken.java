@@ -49,6 +49,11 @@ public final class ApiToken {
     return MessageDigest.isEqual(given, token);
   }
 
+  /** The token itself, for processes the coordinator starts (endpoint replicas check the same one). */
+  public String value() {
+    return new String(token, StandardCharsets.UTF_8);
+  }
+
   @Override
   public String toString() {
     return "ApiToken(****)";
