@@ -103,8 +103,15 @@ public final class ModelServer implements AutoCloseable {
     }
     CompletionStage<HttpResponse> r;
     try {
-      r = req.entity().toStrict(30_000, mat)
-          .thenApplyAsync(e -> safely(req, e.getData().toArray(), e.getContentType().toString()), workers);
+      if (req.entity() instanceof org.apache.pekko.http.javadsl.model.HttpEntity.Strict strict) {
+        // small bodies arrive whole: skip materializing a stream to collect them (W4's hot path)
+        byte[] body = strict.getData().toArray();
+        String type = strict.getContentType().toString();
+        r = CompletableFuture.supplyAsync(() -> safely(req, body, type), workers);
+      } else {
+        r = req.entity().toStrict(30_000, mat)
+            .thenApplyAsync(e -> safely(req, e.getData().toArray(), e.getContentType().toString()), workers);
+      }
     } catch (RuntimeException e) {
       r = done(json(500, Payloads.error(e.toString())));
     }
