@@ -110,6 +110,8 @@ public final class CoordinatorMain {
     extensions.add(new io.kiln.coordinator.endpoints.EndpointRoutes(endpoints, new io.kiln.coordinator.endpoints.InvocationRouter(
         system, endpoints, token.value(), config.getInt("kiln.endpoints.router.max-connections"),
         config.getInt("kiln.endpoints.router.max-open-requests"))));
+    extensions.add(new io.kiln.coordinator.transform.TransformRoutes(io.kiln.coordinator.transform.TransformJobs.start(
+        system, config, dataDir, models, readJournal::currentPersistenceIds, askTimeout)));
     ApiRoutes routes = new ApiRoutes(system, jobs, telemetry, token, askTimeout, extensions);
     String host = config.getString("kiln.api.host");
     int port = config.getInt("kiln.api.port");

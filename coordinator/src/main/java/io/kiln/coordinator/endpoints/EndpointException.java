@@ -15,15 +15,15 @@ public final class EndpointException extends RuntimeException {
     return kind;
   }
 
-  static EndpointException invalid(String message) {
+  public static EndpointException invalid(String message) {
     return new EndpointException(Kind.INVALID, message);
   }
 
-  static EndpointException notFound(String message) {
+  public static EndpointException notFound(String message) {
     return new EndpointException(Kind.NOT_FOUND, message);
   }
 
-  static EndpointException conflict(String message) {
+  public static EndpointException conflict(String message) {
     return new EndpointException(Kind.CONFLICT, message);
   }
 }

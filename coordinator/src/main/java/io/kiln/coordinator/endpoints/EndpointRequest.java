@@ -21,7 +21,7 @@ public record EndpointRequest(String name, List<Variant> variants, long idleTime
   public record Variant(String name, String modelUri, String modelGroup, int version, double weight, int instances,
                         int maxInstances) {}
 
-  static final Pattern NAME = Pattern.compile("[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}");
+  public static final Pattern NAME = Pattern.compile("[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}");
   private static final Set<String> FIELDS = Set.of("name", "variants", "idleTimeout", "maxConcurrency", "dataCapture");
   private static final Set<String> VARIANT_FIELDS = Set.of("name", "modelUri", "modelGroup", "version", "weight",
       "instances", "maxInstances");

@@ -98,7 +98,7 @@ public final class EndpointRoutes extends AllDirectives implements ApiExtension 
     });
   }
 
-  static Route failure(EndpointException e) {
+  public static Route failure(EndpointException e) {
     StatusCode code = switch (e.kind()) {
       case INVALID -> StatusCodes.BAD_REQUEST;
       case NOT_FOUND -> StatusCodes.NOT_FOUND;

@@ -1,0 +1,112 @@
+package io.kiln.it;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.kiln.cli.local.LocalCluster;
+import io.kiln.sdk.KilnClient;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Batch transform through a real coordinator: a CSV of 300 rows with one malformed row run in 3 splits
+ * (split 1 fails on its first attempt through the fault-injection hook and is retried), outputs
+ * assembled beside the input in order; a missing model fails the job with its reason.
+ */
+class BatchTransformEndToEndTest {
+  @TempDir Path dataDir;
+  @TempDir Path work;
+
+  @Test
+  void transformRetriesASplitAndCountsFailedRows() throws Exception {
+    Path model = work.resolve("model");
+    Files.createDirectories(model);
+    ByteBuffer b = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
+    for (float v : new float[] {0, 0, 10, 10}) b.putFloat(v);
+    Files.write(model.resolve("centroids.f32"), b.array());
+    Files.writeString(model.resolve("kiln-model.json"), "{\"format\":\"kiln-kmeans-v1\",\"algorithm\":\"kmeans\",\"k\":2,"
+        + "\"num_features\":2,\"centroids_file\":\"centroids.f32\"}");
+    Path data = work.resolve("data");
+    Files.createDirectories(data);
+    List<String> lines = new ArrayList<>();
+    for (int i = 0; i < 300; i++) lines.add(i % 3 == 0 ? "9.5,10" : "0.1,0.2");
+    lines.set(150, "0.1,oops");
+    Files.write(data.resolve("rows.csv"), lines);
+
+    LocalCluster.Options options = LocalCluster.Options.builder()
+        .repoRoot(ClusterEndToEndTest.REPO).dataDir(dataDir).workers(0).apiPort(0).clusterPort(0).journal("h2")
+        .coordinatorProperty("kiln.transform.test.fail-once-split", "1")
+        .readyTimeout(Duration.ofSeconds(120)).killOnExit(true).build();
+    try (LocalCluster cluster = LocalCluster.start(options)) {
+      String token = Files.readString(dataDir.resolve("token")).trim();
+      Api api = new Api(cluster.apiUrl(), token);
+      HttpResponse<String> r = api.post(Map.of("name", "t1", "modelUri", model.toString(), "input",
+          data.resolve("rows.csv").toString(), "splits", 3, "maxRetries", 2));
+      assertEquals(202, r.statusCode(), r.body());
+      JsonNode j = api.await("t1");
+      assertEquals("Completed", j.path("status").asText(), j.toPrettyString());
+      assertEquals(299, j.path("rowsDone").asLong(), j.toString());
+      assertEquals(1, j.path("rowsFailed").asLong(), j.toString());
+      assertEquals(2, j.at("/splitDetails/1/attempts").asInt(), j.toString());
+      assertEquals(1, j.at("/splitDetails/1/failures").asInt(), j.toString());
+      List<String> out = Files.readAllLines(data.resolve("rows.csv.out"));
+      assertEquals(299, out.size());
+      List<Integer> expected = new ArrayList<>();
+      for (int i = 0; i < 300; i++) if (i != 150) expected.add(i % 3 == 0 ? 1 : 0);
+      assertEquals(expected, out.stream().map(l -> Integer.parseInt(l.split(",")[0])).toList());
+      assertTrue(Files.readString(data.resolve("rows.csv.errors")).startsWith("line 151: column 2: 'oops'"));
+      try (var s = Files.list(data)) {
+        assertEquals(List.of("rows.csv", "rows.csv.errors", "rows.csv.out"),
+            s.map(p -> p.getFileName().toString()).sorted().toList(), "parts are removed after assembly");
+      }
+
+      api.post(Map.of("name", "t2", "modelUri", work.resolve("nope").toString(), "input", data.resolve("rows.csv").toString(),
+          "output", work.resolve("out2").toString()));
+      j = api.await("t2");
+      assertEquals("Failed", j.path("status").asText(), j.toString());
+      assertTrue(j.path("failureReason").asText().contains("cannot load the model"), j.toString());
+      assertEquals(400, api.post(Map.of("name", "t3", "input", "x")).statusCode());
+      assertEquals(409, api.post(Map.of("name", "t1", "modelUri", model.toString(), "input", "x")).statusCode());
+      assertEquals(404, api.get("nope").statusCode());
+      assertEquals(2, KilnClient.MAPPER.readTree(api.get("").body()).path("transformJobs").size());
+    }
+  }
+
+  private record Api(String url, String token) {
+    HttpResponse<String> post(Map<String, Object> body) throws Exception {
+      return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url + "/api/v1/transform-jobs"))
+          .header("Authorization", "Bearer " + token).header("Content-Type", "application/json")
+          .POST(HttpRequest.BodyPublishers.ofString(KilnClient.MAPPER.writeValueAsString(body))).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    HttpResponse<String> get(String name) throws Exception {
+      return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url + "/api/v1/transform-jobs" + (name.isEmpty() ? "" : "/" + name)))
+          .header("Authorization", "Bearer " + token).GET().build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    JsonNode await(String name) throws Exception {
+      long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+      JsonNode j = null;
+      while (System.nanoTime() < deadline) {
+        HttpResponse<String> r = get(name);
+        j = KilnClient.MAPPER.readTree(r.body());
+        if (r.statusCode() == 200 && !"InProgress".equals(j.path("status").asText())) return j;
+        Thread.sleep(300);
+      }
+      fail("transform job " + name + " did not finish: " + j);
+      return j;
+    }
+  }
+}
