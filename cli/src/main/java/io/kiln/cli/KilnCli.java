@@ -36,6 +36,7 @@ import picocli.CommandLine.Spec;
                 ClusterCommand.class,
                 TuneCommand.class, TuningCommand.class,
                 ServeCommand.class, InvokeCommand.class, DeployCommand.class, EndpointsCommand.class,
+                BatchTransformCommand.class, BatchTransformCommand.List.class,
                 CommandLine.HelpCommand.class
         },
         footer = {"",
