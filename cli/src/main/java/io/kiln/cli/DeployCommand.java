@@ -45,6 +45,20 @@ public final class DeployCommand implements Callable<Integer> {
     @Option(names = "--no-wait", description = "Return at once instead of waiting until InService or Failed.")
     boolean noWait;
 
+    @Option(names = "--multi-model", description = "Serve every model under the --model prefix, named per request "
+            + "(kiln invoke --target-model); loaded on demand, evicted least-recently-used.")
+    boolean multiModel;
+
+    @Option(names = "--idle-timeout", paramLabel = "DURATION", description = "Serverless: unload models idle this long "
+            + "(e.g. 60s); the next request loads them again.")
+    String idleTimeout;
+
+    @Option(names = "--max-concurrency", paramLabel = "N", description = "Requests in flight per replica; more get 429.")
+    Integer maxConcurrency;
+
+    @Option(names = "--memory-mb", paramLabel = "MB", description = "Memory per replica (process limit and model budget).")
+    Long memoryMb;
+
     /** The model: a folder, or a registry group (latest Approved unless --version). */
     static final class Model {
         @Option(names = "--model", paramLabel = "URI", required = true, description = "Model folder (path or file: URI).")
@@ -65,7 +79,16 @@ public final class DeployCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         KilnClient c = api.client();
-        c.createEndpoint(Map.of("name", name, "variants", List.of(variant(variant, model, instances, maxInstances, 1))));
+        Map<String, Object> v = variant(variant, model, instances, maxInstances, 1);
+        if (multiModel) {
+            if (model.uri == null) throw new UsageException("--multi-model needs --model PREFIX (a folder of model folders)");
+            v.put("multiModel", true);
+        }
+        Map<String, Object> body = new LinkedHashMap<>(Map.of("name", name, "variants", List.of(v)));
+        if (idleTimeout != null) body.put("idleTimeout", idleTimeout);
+        if (maxConcurrency != null) body.put("maxConcurrency", maxConcurrency);
+        if (memoryMb != null) body.put("memoryMb", memoryMb);
+        c.createEndpoint(body);
         return EndpointsCommand.report(c, name, noWait, spec.commandLine().getOut(), "Deploying");
     }
 

@@ -405,19 +405,27 @@ public final class KilnClient {
     }
 
     /** An answer of the router: status, body, and the variant that served it. */
-    public record Invocation(int status, String body, String variant) {}
+    /** An answer through the router: status, body, the variant that served it, the cold-start ms (0: warm). */
+    public record Invocation(int status, String body, String variant, long coldStartMs) {}
 
     /**
      * {@code POST /endpoints/{name}/invocations} through the coordinator's router; {@code targetVariant}
      * (null: by weight) picks a variant. Any status comes back (no exception for 4xx/5xx).
      */
     public Invocation invokeEndpoint(String name, String contentType, String body, String targetVariant) {
+        return invokeEndpoint(name, contentType, body, targetVariant, null);
+    }
+
+    /** As above; {@code targetModel} (multi-model variants) names the model under the variant's prefix. */
+    public Invocation invokeEndpoint(String name, String contentType, String body, String targetVariant, String targetModel) {
         String path = "/endpoints/" + encode(name) + "/invocations";
         HttpRequest.Builder b = request(path, requestTimeout).header("Content-Type", contentType)
                 .POST(HttpRequest.BodyPublishers.ofString(body, StandardCharsets.UTF_8));
         if (targetVariant != null) b.header("X-Kiln-Target-Variant", targetVariant);
+        if (targetModel != null) b.header("X-Amzn-SageMaker-Target-Model", targetModel);
         HttpResponse<String> r = exchange(b.build(), HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8), "POST", path);
-        return new Invocation(r.statusCode(), r.body(), r.headers().firstValue("X-Kiln-Variant").orElse(null));
+        return new Invocation(r.statusCode(), r.body(), r.headers().firstValue("X-Kiln-Variant").orElse(null),
+                r.headers().firstValue("X-Kiln-Cold-Start-Ms").map(Long::parseLong).orElse(0L));
     }
 
     private static String encode(String s) {

@@ -105,13 +105,15 @@ public final class CoordinatorMain {
     extensions.add(new io.kiln.coordinator.sources.SourcesRoutes(system, artifactsRoot,
         config.getBytes("kiln.api.max-source-size")));
     extensions.add(io.kiln.coordinator.tuning.TuningApi.start(system, config, jobs, readJournal::currentPersistenceIds, telemetry::latestProgress));
+    // endpoint replicas and transform splits run on workers, placed through one gateway
+    io.kiln.coordinator.hosting.WorkerHosts hosts = new io.kiln.coordinator.hosting.WorkerHosts(system);
     io.kiln.coordinator.endpoints.Endpoints endpoints = io.kiln.coordinator.endpoints.Endpoints.start(system, config,
-        dataDir, token.value(), models, readJournal::currentPersistenceIds, askTimeout);
+        hosts, token.value(), models, readJournal::currentPersistenceIds, askTimeout);
     extensions.add(new io.kiln.coordinator.endpoints.EndpointRoutes(endpoints, new io.kiln.coordinator.endpoints.InvocationRouter(
         system, endpoints, token.value(), config.getInt("kiln.endpoints.router.max-connections"),
         config.getInt("kiln.endpoints.router.max-open-requests"))));
     extensions.add(new io.kiln.coordinator.transform.TransformRoutes(io.kiln.coordinator.transform.TransformJobs.start(
-        system, config, dataDir, models, readJournal::currentPersistenceIds, askTimeout)));
+        system, config, hosts, models, readJournal::currentPersistenceIds, askTimeout)));
     ApiRoutes routes = new ApiRoutes(system, jobs, telemetry, token, askTimeout, extensions);
     String host = config.getString("kiln.api.host");
     int port = config.getInt("kiln.api.port");

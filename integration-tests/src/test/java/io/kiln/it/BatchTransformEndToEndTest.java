@@ -15,7 +15,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -46,7 +48,7 @@ class BatchTransformEndToEndTest {
     Files.write(data.resolve("rows.csv"), lines);
 
     LocalCluster.Options options = LocalCluster.Options.builder()
-        .repoRoot(ClusterEndToEndTest.REPO).dataDir(dataDir).workers(0).apiPort(0).clusterPort(0).journal("h2")
+        .repoRoot(ClusterEndToEndTest.REPO).dataDir(dataDir).workers(2).apiPort(0).clusterPort(0).journal("h2")
         .coordinatorProperty("kiln.transform.test.fail-once-split", "1")
         .readyTimeout(Duration.ofSeconds(120)).killOnExit(true).build();
     try (LocalCluster cluster = LocalCluster.start(options)) {
@@ -61,6 +63,9 @@ class BatchTransformEndToEndTest {
       assertEquals(1, j.path("rowsFailed").asLong(), j.toString());
       assertEquals(2, j.at("/splitDetails/1/attempts").asInt(), j.toString());
       assertEquals(1, j.at("/splitDetails/1/failures").asInt(), j.toString());
+      Set<String> workers = new HashSet<>();
+      j.path("splitDetails").forEach(x -> workers.add(x.path("worker").asText()));
+      assertEquals(Set.of("worker-1", "worker-2"), workers, "splits spread over both workers: " + j);
       List<String> out = Files.readAllLines(data.resolve("rows.csv.out"));
       assertEquals(299, out.size());
       List<Integer> expected = new ArrayList<>();
@@ -81,6 +86,25 @@ class BatchTransformEndToEndTest {
       assertEquals(409, api.post(Map.of("name", "t1", "modelUri", model.toString(), "input", "x")).statusCode());
       assertEquals(404, api.get("nope").statusCode());
       assertEquals(2, KilnClient.MAPPER.readTree(api.get("").body()).path("transformJobs").size());
+
+      // JSON lines with the model from the registry (the latest Approved version)
+      KilnClient client = cluster.client();
+      client.createModelGroup("km", "k-means");
+      client.registerModel("km", Map.of("modelUri", model.toUri().toString(), "framework", "kmeans"));
+      client.setModelApproval("km", 1, "Approved", "for batch");
+      List<String> json = new ArrayList<>();
+      for (int i = 0; i < 40; i++) json.add(i % 2 == 0 ? "{\"features\": [9.5, 10]}" : "[0.1, 0.2]");
+      Files.write(data.resolve("rows.jsonl"), json);
+      r = api.post(Map.of("name", "t4", "modelGroup", "km", "input", data.resolve("rows.jsonl").toString(),
+          "output", work.resolve("out4").toString(), "splits", 2));
+      assertEquals(202, r.statusCode(), r.body());
+      j = api.await("t4");
+      assertEquals("Completed", j.path("status").asText(), j.toPrettyString());
+      assertEquals(1, j.path("modelVersion").asInt(), j.toString());
+      assertEquals(40, j.path("rowsDone").asLong(), j.toString());
+      List<String> predicted = Files.readAllLines(work.resolve("out4/rows.jsonl.out"));
+      assertEquals(40, predicted.size());
+      for (int i = 0; i < 40; i++) assertEquals(i % 2 == 0 ? 1 : 0, Integer.parseInt(predicted.get(i).split(",")[0]), "row " + i);
     }
   }
 

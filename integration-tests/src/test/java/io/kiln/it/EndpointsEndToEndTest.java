@@ -45,7 +45,7 @@ class EndpointsEndToEndTest {
     Path corrupt = kmeans(models.resolve("corrupt"), new float[] {0, 0, 10, 10});
     Files.write(corrupt.resolve("centroids.f32"), new byte[5]);
     LocalCluster.Options options = LocalCluster.Options.builder()
-        .repoRoot(ClusterEndToEndTest.REPO).dataDir(dataDir).workers(0).apiPort(0).clusterPort(0).journal("h2")
+        .repoRoot(ClusterEndToEndTest.REPO).dataDir(dataDir).workers(2).apiPort(0).clusterPort(0).journal("h2")
         .readyTimeout(Duration.ofSeconds(120)).killOnExit(true).build();
     try (LocalCluster cluster = LocalCluster.start(options)) {
       KilnClient api = cluster.client();
@@ -104,6 +104,8 @@ class EndpointsEndToEndTest {
       assertTrue(ok.get() > 10, "only " + ok.get() + " requests during the update");
       assertEquals("InService", ep.path("status").asText(), ep.toString());
       assertEquals(2, ep.path("replicas").size(), ep.toString());
+      assertNotEquals(ep.at("/replicas/0/worker").asText(), ep.at("/replicas/1/worker").asText(),
+          "the replicas are spread over both workers: " + ep);
       awaitExit(List.of(firstPid));
 
       KilnClient.Invocation tb = api.invokeEndpoint("ep", "application/json", ROW, "b");
@@ -146,7 +148,7 @@ class EndpointsEndToEndTest {
   void autoscalesOnLoadAndSurvivesACoordinatorCrash() throws Exception {
     Path a = kmeans(models.resolve("a"), new float[] {0, 0, 10, 10});
     LocalCluster.Options options = LocalCluster.Options.builder()
-        .repoRoot(ClusterEndToEndTest.REPO).dataDir(dataDir).workers(0).apiPort(0).clusterPort(0).journal("h2")
+        .repoRoot(ClusterEndToEndTest.REPO).dataDir(dataDir).workers(2).apiPort(0).clusterPort(0).journal("h2")
         .coordinatorProperty("kiln.endpoints.autoscale.target-in-flight", "0.5")
         .coordinatorProperty("kiln.endpoints.autoscale.scale-up-after", "1s")
         .coordinatorProperty("kiln.endpoints.autoscale.scale-down-after", "3s")
@@ -190,6 +192,61 @@ class EndpointsEndToEndTest {
       assertEquals(pid, again.getEndpoint("auto").at("/replicas/0/pid").asLong(), "the running replica was reattached");
       again.deleteEndpoint("auto");
       awaitExit(List.of(pid));
+    }
+  }
+
+  @Test
+  void multiModelServerlessVariantsAndWorkerLoss() throws Exception {
+    Path prefix = models.resolve("mm");
+    for (int i = 0; i < 12; i++) kmeans(prefix.resolve("m" + i), i % 2 == 0 ? new float[] {0, 0, 10, 10} : new float[] {10, 10, 0, 0});
+    Path a = kmeans(models.resolve("a"), new float[] {0, 0, 10, 10});
+    LocalCluster.Options options = LocalCluster.Options.builder()
+        .repoRoot(ClusterEndToEndTest.REPO).dataDir(dataDir).workers(2).apiPort(0).clusterPort(0).journal("h2")
+        .readyTimeout(Duration.ofSeconds(120)).killOnExit(true).build();
+    try (LocalCluster cluster = LocalCluster.start(options)) {
+      KilnClient api = cluster.client();
+      // multi-model + serverless: every model under the prefix, unloaded after 1 s idle
+      String deployed = cli(0, "deploy", "--name", "mm", "--model", prefix.toString(), "--multi-model", "--idle-timeout", "1s",
+          "--max-concurrency", "8", "--memory-mb", "256");
+      assertTrue(deployed.contains("InService"), deployed);
+      JsonNode mm = api.getEndpoint("mm");
+      assertTrue(mm.at("/variants/0/multiModel").asBoolean(), mm.toString());
+      assertEquals(256, mm.path("memoryMb").asInt(), mm.toString());
+      for (int i = 0; i < 12; i++) {
+        KilnClient.Invocation x = api.invokeEndpoint("mm", "application/json", ROW, null, "m" + i);
+        assertEquals(200, x.status(), x.body());
+        assertEquals(i % 2, cluster(x), "model m" + i + ": " + x.body());
+        assertTrue(x.coldStartMs() > 0, "the first request to m" + i + " loads it");
+      }
+      assertEquals(0, api.invokeEndpoint("mm", "application/json", ROW, null, "m3").coldStartMs(), "m3 is loaded");
+      KilnClient.Invocation unknown = api.invokeEndpoint("mm", "application/json", ROW, null, "nope");
+      assertEquals(404, unknown.status(), unknown.body());
+      assertTrue(unknown.body().contains("nope"), unknown.body());
+      assertEquals(400, api.invokeEndpoint("mm", "application/json", ROW, null, null).status(), "no target model");
+      Thread.sleep(2500); // idle past the timeout: the replica unloads; the next request loads again, not rejected
+      KilnClient.Invocation cold = api.invokeEndpoint("mm", "application/json", ROW, null, "m3");
+      assertEquals(200, cold.status(), cold.body());
+      assertTrue(cold.coldStartMs() > 0, "after the idle timeout the request waits for a load: " + cold);
+      String invoked = cli(0, "invoke", "mm", "--data", ROW, "--target-model", "m4");
+      assertTrue(invoked.contains("\"predictions\""), invoked);
+
+      // a worker hosting a replica dies: its replica goes with it and the endpoint gets a new one
+      api.createEndpoint(Map.of("name", "ha", "variants", List.of(Map.of("modelUri", a.toString(), "instances", 2))));
+      JsonNode ha = api.awaitEndpoint("ha", READY);
+      assertEquals("InService", ha.path("status").asText(), ha.toString());
+      String victim = ha.at("/replicas/0/worker").asText();
+      String survivor = ha.at("/replicas/1/worker").asText();
+      assertNotEquals(victim, survivor, ha.toString());
+      long lostPid = ha.at("/replicas/0/pid").asLong();
+      cluster.killWorker(victim, true);
+      awaitExit(List.of(lostPid)); // killed with its worker (parent-death signal), not left behind
+      JsonNode healed = waitFor(api, "ha", e -> e.path("replicas").size() == 2
+          && e.path("history").toString().contains("left the cluster"), Duration.ofSeconds(90));
+      healed.path("replicas").forEach(x -> assertEquals(survivor, x.path("worker").asText(), healed.toString()));
+      for (int i = 0; i < 20; i++) {
+        KilnClient.Invocation x = api.invokeEndpoint("ha", "application/json", ROW, null);
+        assertEquals(200, x.status(), x.body());
+      }
     }
   }
 

@@ -42,6 +42,8 @@ public final class WorkerMain {
    * because the coordinator went away, and stop only when the worker itself shuts down.
    */
   private final io.kiln.worker.agent.TaskRegistry tasks = new io.kiln.worker.agent.TaskRegistry(() -> !stopping);
+  /** Endpoint replicas and transform splits hosted for the coordinator; like tasks, they outlive an actor system. */
+  private final io.kiln.worker.hosting.HostedProcesses hosted;
   private volatile ActorSystem<?> current;
   /** Why the current system is going down (read by the tasks it stops). */
   private volatile String downReason = "the worker's actor system terminated";
@@ -52,6 +54,8 @@ public final class WorkerMain {
     this.config = config;
     this.settings = WorkerSettings.fromConfig(config);
     this.syncFactory = syncFactory;
+    this.hosted = new io.kiln.worker.hosting.HostedProcesses(io.kiln.worker.hosting.HostingSettings.fromConfig(config),
+        settings.workerId());
   }
 
   public static void main(String[] args) {
@@ -104,7 +108,7 @@ public final class WorkerMain {
         downReason = "the worker's actor system terminated";
         system = ActorSystem.create(
             WorkerNode.create(settings, config.getString("kiln.cluster.seed"), syncFactory, this::restart,
-                () -> downReason, tasks),
+                () -> downReason, tasks, hosted),
             "kiln", config);
       } catch (Throwable e) {
         log.warn("cannot start the worker's actor system (attempt {}): {}; retrying in {} ms", attempt, e.toString(),
@@ -128,6 +132,7 @@ public final class WorkerMain {
       delay = settings.restartDelay();
       attempt = 0;
     }
+    hosted.close();
     stopped.complete(null);
   }
 

@@ -42,14 +42,19 @@ public final class WorkerNode {
    */
   public static Behavior<Event> create(WorkerSettings settings, String seed, GradientSyncFactory syncFactory,
       Consumer<String> restart, Supplier<String> shutdownReason) {
-    return create(settings, seed, syncFactory, restart, shutdownReason, io.kiln.worker.agent.TaskRegistry.stopWithSystem());
+    return create(settings, seed, syncFactory, restart, shutdownReason, io.kiln.worker.agent.TaskRegistry.stopWithSystem(),
+        io.kiln.worker.hosting.HostedProcesses.none(settings.workerId()));
   }
 
-  /** @param registry the process's running tasks, which outlive this actor system when it allows */
+  /**
+   * @param registry the process's running tasks, which outlive this actor system when it allows
+   * @param hosted the process's endpoint replicas and transform splits, which outlive it too
+   */
   public static Behavior<Event> create(WorkerSettings settings, String seed, GradientSyncFactory syncFactory,
-      Consumer<String> restart, Supplier<String> shutdownReason, io.kiln.worker.agent.TaskRegistry registry) {
+      Consumer<String> restart, Supplier<String> shutdownReason, io.kiln.worker.agent.TaskRegistry registry,
+      io.kiln.worker.hosting.HostedProcesses hosted) {
     return Behaviors.<Event>setup(ctx -> {
-      ActorRef<WorkerCommand> agent = ctx.spawn(WorkerAgent.create(settings, syncFactory, shutdownReason, registry),
+      ActorRef<WorkerCommand> agent = ctx.spawn(WorkerAgent.create(settings, syncFactory, shutdownReason, registry, hosted),
           "worker-agent");
       ctx.watch(agent);
       Cluster cluster = Cluster.get(ctx.getSystem());

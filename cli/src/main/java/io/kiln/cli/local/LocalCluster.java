@@ -603,12 +603,6 @@ public final class LocalCluster implements AutoCloseable {
         if ("postgres".equals(o.journal())) {
             cmd.add("-Dkiln.postgres.url=" + o.postgresUrl());
         }
-        if (o.repoRoot() != null && !o.coordinatorProperties().containsKey("kiln.endpoints.serve-classpath")
-                && Files.isRegularFile(o.repoRoot().resolve("deploy/target/classpath.txt"))) {
-            // coordinator-managed endpoints start io.kiln.deploy.ServeMain replicas with this classpath
-            cmd.add("-Dkiln.endpoints.serve-classpath=" + classpath(o.repoRoot(), "deploy"));
-            cmd.add("-DDJL_CACHE_DIR=" + djlCacheDir(o));
-        }
         o.coordinatorProperties().forEach((k, v) -> cmd.add("-D" + k + "=" + v));
         cmd.add(o.coordinatorMainClass());
         return cmd;
@@ -632,6 +626,11 @@ public final class LocalCluster implements AutoCloseable {
         if (!o.workerProperties().containsKey("kiln.worker.cpu-set")) {
             String cpus = cpuSet(index, o.workerCpus(), Runtime.getRuntime().availableProcessors());
             if (!cpus.isEmpty()) cmd.add("-Dkiln.worker.cpu-set=" + cpus);
+        }
+        if (o.repoRoot() != null && !o.workerProperties().containsKey("kiln.worker.hosting.classpath")
+                && Files.isRegularFile(o.repoRoot().resolve("deploy/target/classpath.txt"))) {
+            // endpoint replicas and batch-transform splits: io.kiln.deploy processes the worker hosts
+            cmd.add("-Dkiln.worker.hosting.classpath=" + classpath(o.repoRoot(), "deploy"));
         }
         o.workerProperties().forEach((k, v) -> cmd.add("-D" + k + "=" + v));
         cmd.add(o.workerMainClass());

@@ -89,6 +89,7 @@ public final class Endpoint extends EventSourcedBehavior<Endpoint.Command, Endpo
   private final ActorContext<Command> ctx;
   private final Map<String, Long> highSince = new HashMap<>();
   private boolean scaling;
+  private long lastRefillFailure = System.nanoTime() - java.util.concurrent.TimeUnit.MINUTES.toNanos(1);
 
   private Endpoint(String name, Context c, ActorContext<Command> ctx) {
     super(persistenceId(name));
@@ -125,6 +126,7 @@ public final class Endpoint extends EventSourcedBehavior<Endpoint.Command, Endpo
         .onCommand(ScaledUp.class, this::onScaledUp)
         .onCommand(ScaleFailed.class, (s, f) -> {
           scaling = false;
+          lastRefillFailure = System.nanoTime();
           ctx.getLog().warn("endpoint {}: scale up failed: {}", name, f.reason());
           return Effect().none();
         })
@@ -208,12 +210,14 @@ public final class Endpoint extends EventSourcedBehavior<Endpoint.Command, Endpo
     EndpointConfig want = s.pending() != null ? s.pending() : s.config();
     ctx.getLog().info("endpoint {}: the coordinator restarted; starting a fresh generation", name);
     List<EndpointReplica> dead = s.replicas().stream().filter(x -> !r.alive().contains(x)).toList();
-    dead.forEach(x -> c.blocking().execute(() -> c.launcher().stop(x.getPid())));
+    dead.forEach(x -> c.launcher().stop(x, "not answering after a coordinator restart"));
     return startGeneration(s, want, "coordinator restart");
   }
 
   private Effect<EndpointEvent, EndpointState> onTick(EndpointState s, Tick t) {
     if (scaling || s.status() != EndpointState.Status.InService || s.config() == null) return Effect().none();
+    Effect<EndpointEvent, EndpointState> lost = replaceLost(s);
+    if (lost != null) return lost;
     long now = System.nanoTime();
     for (EndpointVariant v : s.config().getVariantsList()) {
       if (v.getMaxInstances() <= v.getInstances()) continue;
@@ -249,6 +253,39 @@ public final class Endpoint extends EventSourcedBehavior<Endpoint.Command, Endpo
     return Effect().none();
   }
 
+  /**
+   * A replica whose worker left the cluster is gone with it: route around it at once (the next tick
+   * starts a replacement, see {@link #refill}).
+   */
+  private Effect<EndpointEvent, EndpointState> replaceLost(EndpointState s) {
+    EndpointReplica gone = s.replicas().stream().filter(r -> !c.launcher().workerLive(r)).findFirst().orElse(null);
+    if (gone == null) return refill(s);
+    EndpointEvent e = event().setReplicaRemoved(EndpointReplicaRemoved.newBuilder().setUrl(gone.getUrl())
+        .setReason("its worker " + gone.getWorkerId() + " left the cluster")).build();
+    return Effect().persist(e).thenRun(ns -> {
+      c.routing().set(name, ns.config(), ns.replicas());
+      c.routing().forget(gone.getUrl());
+      ctx.getLog().warn("endpoint {}: replica {} lost with worker {}", name, gone.getUrl(), gone.getWorkerId());
+    });
+  }
+
+  /** A variant below its instance count (a replica was lost) gets one more, at most every 10 s after a failure. */
+  private Effect<EndpointEvent, EndpointState> refill(EndpointState s) {
+    if (System.nanoTime() - lastRefillFailure < java.util.concurrent.TimeUnit.SECONDS.toNanos(10)) return null;
+    for (EndpointVariant v : s.config().getVariantsList()) {
+      long have = s.replicas().stream().filter(r -> r.getVariant().equals(v.getName())).count();
+      if (have >= v.getInstances()) continue;
+      scaling = true;
+      long gen = s.generation();
+      EndpointConfig config = s.config();
+      ctx.getLog().info("endpoint {}: variant {} has {} of {} replicas: starting one", name, v.getName(), have, v.getInstances());
+      ctx.pipeToSelf(CompletableFuture.supplyAsync(() -> c.launcher().launchOne(name, gen, config, v), c.blocking()),
+          (r, err) -> err == null ? new ScaledUp(gen, r) : new ScaleFailed(reason(err)));
+      return Effect().none();
+    }
+    return null;
+  }
+
   private Effect<EndpointEvent, EndpointState> onScaledUp(EndpointState s, ScaledUp u) {
     scaling = false;
     if (s.status() != EndpointState.Status.InService || u.generation() != s.generation()) {
@@ -256,8 +293,16 @@ public final class Endpoint extends EventSourcedBehavior<Endpoint.Command, Endpo
       return Effect().none();
     }
     EndpointEvent e = event().setReplicaAdded(EndpointReplicaAdded.newBuilder().setReplica(u.replica())
-        .setReason("variant " + u.replica().getVariant() + " above " + c.autoscale().targetInFlight() + " in flight per replica")).build();
+        .setReason(s.replicas().stream().filter(r -> r.getVariant().equals(u.replica().getVariant())).count()
+            < variantInstances(s, u.replica().getVariant())
+            ? "replacing a lost replica of variant " + u.replica().getVariant()
+            : "variant " + u.replica().getVariant() + " above " + c.autoscale().targetInFlight() + " in flight per replica")).build();
     return Effect().persist(e).thenRun(ns -> c.routing().set(name, ns.config(), ns.replicas()));
+  }
+
+  private static int variantInstances(EndpointState s, String variant) {
+    return s.config().getVariantsList().stream().filter(v -> v.getName().equals(variant)).mapToInt(EndpointVariant::getInstances)
+        .findFirst().orElse(0);
   }
 
   private void launch(long gen, EndpointConfig config) {
@@ -274,7 +319,7 @@ public final class Endpoint extends EventSourcedBehavior<Endpoint.Command, Endpo
       sleep(100); // a request that read the old routes just before the switch has counted itself by now
       for (EndpointReplica r : copy) {
         while (c.routing().inFlight(r.getUrl()) > 0 && System.nanoTime() < deadline) sleep(20);
-        c.launcher().stop(r.getPid());
+        c.launcher().stop(r, "drained");
         c.routing().forget(r.getUrl());
       }
     });

@@ -15,16 +15,24 @@ import java.util.regex.Pattern;
  * everything that needs no registry; {@link Endpoints} then resolves the versions.
  */
 public record EndpointRequest(String name, List<Variant> variants, long idleTimeoutMs, int maxConcurrency,
-                              String captureUri, double capturePercent) {
+                              String captureUri, double capturePercent, long memoryMb) {
 
-  /** One production variant; exactly one of modelUri / modelGroup; version 0 = latest approved. */
+  /**
+   * One production variant; exactly one of modelUri / modelGroup; version 0 = latest approved.
+   * {@code multiModel}: modelUri is a prefix and every model under it is served, named per request.
+   */
   public record Variant(String name, String modelUri, String modelGroup, int version, double weight, int instances,
-                        int maxInstances) {}
+                        int maxInstances, boolean multiModel) {
+    public Variant(String name, String modelUri, String modelGroup, int version, double weight, int instances, int maxInstances) {
+      this(name, modelUri, modelGroup, version, weight, instances, maxInstances, false);
+    }
+  }
 
   public static final Pattern NAME = Pattern.compile("[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}");
-  private static final Set<String> FIELDS = Set.of("name", "variants", "idleTimeout", "maxConcurrency", "dataCapture");
+  private static final Set<String> FIELDS = Set.of("name", "variants", "idleTimeout", "maxConcurrency", "dataCapture",
+      "memoryMb");
   private static final Set<String> VARIANT_FIELDS = Set.of("name", "modelUri", "modelGroup", "version", "weight",
-      "instances", "maxInstances");
+      "instances", "maxInstances", "multiModel");
 
   /** Parses a body; {@code pathName}, when given (PUT), is the name and the body's must agree or be absent. */
   public static EndpointRequest parse(JsonNode b, String pathName) {
@@ -60,7 +68,13 @@ public record EndpointRequest(String name, List<Variant> variants, long idleTime
       percent = d.path("percent").asDouble(100);
       if (percent <= 0 || percent > 100) throw EndpointException.invalid("dataCapture.percent must be in (0, 100]");
     }
-    return new EndpointRequest(name, List.copyOf(variants), idle, maxConcurrency, captureUri, percent);
+    long memoryMb = 0;
+    if (b.has("memoryMb")) {
+      JsonNode m = b.get("memoryMb");
+      if (!m.canConvertToLong() || m.asLong() < 128) throw EndpointException.invalid("memoryMb must be a whole number >= 128, not " + m);
+      memoryMb = m.asLong();
+    }
+    return new EndpointRequest(name, List.copyOf(variants), idle, maxConcurrency, captureUri, percent, memoryMb);
   }
 
   private static Variant variant(JsonNode v, int i, int count) {
@@ -91,8 +105,13 @@ public record EndpointRequest(String name, List<Variant> variants, long idleTime
     int max = v.has("maxInstances") ? positiveInt(v.get("maxInstances"), at + "maxInstances") : instances;
     if (max < instances) throw EndpointException.invalid(at + "maxInstances (" + max + ") is below instances (" + instances + ")");
     if (max > 16) throw EndpointException.invalid(at + "at most 16 instances per variant on one coordinator");
+    boolean multi = v.path("multiModel").asBoolean(false);
+    if (v.has("multiModel") && !v.get("multiModel").isBoolean()) throw EndpointException.invalid(at + "multiModel must be true or false");
+    if (multi && hasGroup) {
+      throw EndpointException.invalid(at + "multiModel serves every model under a modelUri prefix; it does not go with modelGroup");
+    }
     return new Variant(name, hasUri ? uri(v.get("modelUri").asText(), at + "modelUri") : "",
-        hasGroup ? v.get("modelGroup").asText() : "", version, weight, instances, max);
+        hasGroup ? v.get("modelGroup").asText() : "", version, weight, instances, max, multi);
   }
 
   private static String uri(String s, String field) {

@@ -25,13 +25,14 @@ final class EndpointViews {
     if (shown != null) {
       if (shown.getIdleTimeoutMs() > 0) n.put("idleTimeoutMs", shown.getIdleTimeoutMs());
       if (shown.getMaxConcurrency() > 0) n.put("maxConcurrency", shown.getMaxConcurrency());
+      if (shown.getMemoryMb() > 0) n.put("memoryMb", shown.getMemoryMb());
       if (!shown.getCaptureUri().isEmpty()) {
         n.putObject("dataCapture").put("uri", shown.getCaptureUri()).put("percent", shown.getCapturePercent());
       }
     }
     ArrayNode rs = n.putArray("replicas");
     for (EndpointReplica r : s.replicas()) {
-      rs.addObject().put("variant", r.getVariant()).put("url", r.getUrl()).put("pid", r.getPid())
+      rs.addObject().put("variant", r.getVariant()).put("url", r.getUrl()).put("pid", r.getPid()).put("worker", r.getWorkerId())
           .put("generation", r.getGeneration()).put("inFlight", routing.inFlight(r.getUrl()));
     }
     if (full) {
@@ -45,6 +46,7 @@ final class EndpointViews {
     for (EndpointVariant v : c.getVariantsList()) {
       ObjectNode o = arr.addObject().put("name", v.getName()).put("modelUri", v.getModelUri());
       if (!v.getModelGroup().isEmpty()) o.put("modelGroup", v.getModelGroup()).put("modelVersion", v.getModelVersion());
+      if (v.getMultiModel()) o.put("multiModel", true);
       o.put("weight", v.getWeight()).put("instances", v.getInstances()).put("maxInstances", v.getMaxInstances());
       if (s != null) o.put("currentInstances", s.replicasOf(v.getName()));
     }

@@ -43,10 +43,11 @@ public final class Endpoints {
   }
 
   /** Starts the endpoint manager on this node (it recovers every endpoint in the journal). */
-  public static Endpoints start(ActorSystem<?> system, Config config, Path dataDir, String token, ModelRegistry registry,
-                                EndpointManager.IdSource ids, Duration timeout) {
+  public static Endpoints start(ActorSystem<?> system, Config config, io.kiln.coordinator.hosting.WorkerHosts hosts, String token,
+                                ModelRegistry registry, EndpointManager.IdSource ids, Duration timeout) {
     RoutingTable routing = new RoutingTable();
-    ReplicaLauncher launcher = new ReplicaLauncher(ReplicaLauncher.Settings.of(config, dataDir, token));
+    ReplicaLauncher launcher = new ReplicaLauncher(ReplicaLauncher.Settings.of(config, token), hosts,
+        system.dispatchers().lookup(DispatcherSelector.blocking()));
     Endpoint.Autoscale autoscale = new Endpoint.Autoscale(config.getDouble("kiln.endpoints.autoscale.target-in-flight"),
         config.getDuration("kiln.endpoints.autoscale.scale-up-after"), config.getDuration("kiln.endpoints.autoscale.scale-down-after"),
         config.getDuration("kiln.endpoints.autoscale.interval"));
@@ -103,7 +104,8 @@ public final class Endpoints {
     for (EndpointRequest.Variant v : r.variants()) vs.add(resolve(v).toCompletableFuture());
     return CompletableFuture.allOf(vs.toArray(CompletableFuture[]::new)).thenApply(x -> {
       EndpointConfig.Builder b = EndpointConfig.newBuilder().setIdleTimeoutMs(r.idleTimeoutMs())
-          .setMaxConcurrency(r.maxConcurrency()).setCaptureUri(r.captureUri()).setCapturePercent(r.capturePercent());
+          .setMaxConcurrency(r.maxConcurrency()).setCaptureUri(r.captureUri()).setCapturePercent(r.capturePercent())
+          .setMemoryMb(r.memoryMb());
       vs.forEach(f -> b.addVariants(f.join()));
       return b.build();
     }).exceptionallyCompose(t -> CompletableFuture.failedFuture(translate(t)));
@@ -111,7 +113,7 @@ public final class Endpoints {
 
   private CompletionStage<EndpointVariant> resolve(EndpointRequest.Variant v) {
     EndpointVariant.Builder b = EndpointVariant.newBuilder().setName(v.name()).setWeight(v.weight())
-        .setInstances(v.instances()).setMaxInstances(v.maxInstances());
+        .setInstances(v.instances()).setMaxInstances(v.maxInstances()).setMultiModel(v.multiModel());
     if (v.modelGroup().isEmpty()) return CompletableFuture.completedFuture(b.setModelUri(v.modelUri()).build());
     CompletionStage<ModelVersion> mv = v.version() > 0 ? registry.version(v.modelGroup(), v.version())
         : registry.latestApproved(v.modelGroup());

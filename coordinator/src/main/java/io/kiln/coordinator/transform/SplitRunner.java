@@ -3,6 +3,10 @@ package io.kiln.coordinator.transform;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.typesafe.config.Config;
+import io.kiln.coordinator.hosting.HostingException;
+import io.kiln.coordinator.hosting.WorkerHosts;
+import io.kiln.protocol.proto.HostedProcessReport;
+import io.kiln.protocol.proto.HostedProcessSpec;
 import io.kiln.protocol.proto.TransformJobConfig;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -11,99 +15,76 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 /**
- * Runs one split of a transform job: an {@code io.kiln.deploy.transform.TransformMain} child process of
- * the coordinator (the classpath and JVM options of endpoint replicas), and reads its last line
- * {@code {"rows_done":..,"rows_failed":..}}. Also assembles the splits' part files. Blocking.
+ * Runs one split of a transform job: an {@code io.kiln.deploy.transform.TransformMain} process hosted
+ * by a worker ({@link WorkerHosts}: the least busy one, so a job's splits spread across workers),
+ * and reads its last line {@code {"rows_done":..,"rows_failed":..}}. A worker that leaves mid-split
+ * fails the attempt (the job retries it elsewhere). Also assembles the splits' part files. Blocking.
  */
 public final class SplitRunner {
-  static final String MARKER = "-Dkiln.transform.split=";
+  static final String TRANSFORM_MAIN = "io.kiln.deploy.transform.TransformMain";
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  public record Settings(String classpath, String java, List<String> jvmOptions, Duration splitTimeout, Path logDir) {
-    public static Settings of(Config c, Path dataDir) {
-      String java = c.getString("kiln.endpoints.java");
-      return new Settings(c.getString("kiln.endpoints.serve-classpath"),
-          java.isBlank() ? Path.of(System.getProperty("java.home"), "bin", "java").toString() : java,
-          c.getStringList("kiln.endpoints.jvm-options"), c.getDuration("kiln.transform.split-timeout"),
-          dataDir.resolve("transform"));
+  public record Settings(Duration splitTimeout) {
+    public static Settings of(Config c) {
+      return new Settings(c.getDuration("kiln.transform.split-timeout"));
     }
   }
 
-  /** The outcome of one attempt: counts, or a reason (fatal: exit 2, not worth retrying). */
-  public record Result(boolean ok, long rowsDone, long rowsFailed, String reason, boolean fatal) {}
+  /** The outcome of one attempt: counts, or a reason (fatal: exit 2, not worth retrying); where it ran. */
+  public record Result(boolean ok, long rowsDone, long rowsFailed, String reason, boolean fatal, String worker) {
+    public Result(boolean ok, long rowsDone, long rowsFailed, String reason, boolean fatal) {
+      this(ok, rowsDone, rowsFailed, reason, fatal, "");
+    }
+  }
 
   private final Settings settings;
-  private final Set<Process> live = ConcurrentHashMap.newKeySet();
+  private final WorkerHosts hosts;
 
-  public SplitRunner(Settings settings) {
+  public SplitRunner(Settings settings, WorkerHosts hosts) {
     this.settings = settings;
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> live.forEach(Process::destroy)));
+    this.hosts = hosts;
   }
 
   public Result run(String job, TransformJobConfig c, int split, int attempt) {
-    if (settings.classpath().isBlank()) {
-      return new Result(false, 0, 0, "the coordinator cannot run transform splits: kiln.endpoints.serve-classpath is not set "
-          + "(the deploy module's classpath; LocalCluster and ./kiln set it when deploy/target is built)", true);
-    }
-    List<String> cmd = new ArrayList<>();
-    cmd.add(settings.java());
-    cmd.add(MARKER + job + "/" + split);
-    cmd.addAll(settings.jvmOptions());
-    String djl = System.getProperty("DJL_CACHE_DIR");
-    if (djl != null) cmd.add("-DDJL_CACHE_DIR=" + djl);
+    HostedProcessSpec.Builder spec = HostedProcessSpec.newBuilder()
+        .setId("transform/" + job + "/" + split + "/" + attempt)
+        .setMainClass(TRANSFORM_MAIN)
+        .setWaitForExit(true)
+        .setTimeoutMs(settings.splitTimeout().toMillis())
+        .addJvmArgs("-Dkiln.transform.split=" + job + "/" + split);
     // test-only fault injection (TransformMain's javadoc), forwarded from the coordinator's own properties
     System.getProperties().stringPropertyNames().stream().filter(k -> k.startsWith("kiln.transform.test."))
-        .forEach(k -> cmd.add("-D" + k + "=" + System.getProperty(k)));
-    cmd.addAll(List.of("-cp", settings.classpath(), "io.kiln.deploy.transform.TransformMain", "--model", c.getModelUri(),
-        "--input", c.getInput(), "--output", c.getOutput(), "--split", split + "/" + c.getSplits()));
-    if (!c.getContentType().isEmpty()) cmd.addAll(List.of("--content-type", c.getContentType()));
-    Path log;
-    Process p;
+        .forEach(k -> spec.addJvmArgs("-D" + k + "=" + System.getProperty(k)));
+    spec.addAllArgs(List.of("--model", c.getModelUri(), "--input", c.getInput(), "--output", c.getOutput(),
+        "--split", split + "/" + c.getSplits()));
+    if (!c.getContentType().isEmpty()) spec.addAllArgs(List.of("--content-type", c.getContentType()));
+    WorkerHosts.Placed placed;
     try {
-      Path dir = settings.logDir().resolve(job);
-      Files.createDirectories(dir);
-      log = dir.resolve("split-" + split + "-attempt-" + attempt + ".log");
-      p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-    } catch (IOException e) {
-      return new Result(false, 0, 0, "cannot start split " + split + ": " + e.getMessage(), false);
+      placed = hosts.start(spec.build(), Duration.ofSeconds(30));
+    } catch (HostingException e) {
+      return new Result(false, 0, 0, "split " + split + ": " + e.getMessage(), false);
     }
-    live.add(p);
-    try {
-      if (!p.waitFor(settings.splitTimeout().toMillis(), TimeUnit.MILLISECONDS)) {
-        p.destroyForcibly();
-        return new Result(false, 0, 0, "split " + split + " did not finish within " + settings.splitTimeout().toSeconds()
-            + " s (log " + log + ")", false);
-      }
-    } catch (InterruptedException e) {
-      p.destroyForcibly();
-      Thread.currentThread().interrupt();
-      return new Result(false, 0, 0, "interrupted", false);
-    } finally {
-      live.remove(p);
+    HostedProcessReport r = placed.report();
+    String where = " on worker " + placed.worker() + (r.getLogPath().isEmpty() ? "" : " (log " + r.getLogPath() + ")");
+    if (r.getOutcome() != HostedProcessReport.Outcome.EXITED) {
+      return new Result(false, 0, 0, "split " + split + ": " + r.getReason() + where, false, placed.worker());
     }
-    String out;
-    try {
-      out = Files.readString(log);
-    } catch (IOException e) {
-      out = "";
-    }
-    if (p.exitValue() == 0) {
+    String out = r.getOutputTail();
+    if (r.getExitCode() == 0) {
       String[] lines = out.strip().split("\n");
       try {
         JsonNode n = JSON.readTree(lines[lines.length - 1]);
-        return new Result(true, n.path("rows_done").asLong(), n.path("rows_failed").asLong(), "", false);
+        return new Result(true, n.path("rows_done").asLong(), n.path("rows_failed").asLong(), "", false, placed.worker());
       } catch (IOException e) {
-        return new Result(false, 0, 0, "split " + split + " ended without its counts (log " + log + ")", false);
+        return new Result(false, 0, 0, "split " + split + " ended without its counts" + where, false, placed.worker());
       }
     }
-    return new Result(false, 0, 0, "split " + split + " exited " + p.exitValue() + ": " + lastWords(out) + " (log " + log + ")",
-        p.exitValue() == 2);
+    String why = !r.getReason().isEmpty() ? r.getReason() : lastWords(out);
+    return new Result(false, 0, 0, "split " + split + " exited " + r.getExitCode() + ": " + why + where,
+        r.getExitCode() == 2, placed.worker());
   }
 
   static String lastWords(String out) {

@@ -119,7 +119,7 @@ public final class TransformJob extends EventSourcedBehavior<TransformJob.Comman
     SplitRunner.Result r = e.result();
     if (r.ok()) {
       return Effect().persist(event().setSplitDone(TransformSplitDone.newBuilder().setSplit(e.split()).setAttempt(e.attempt())
-          .setRowsDone(r.rowsDone()).setRowsFailed(r.rowsFailed())).build()).thenRun(ns -> {
+          .setRowsDone(r.rowsDone()).setRowsFailed(r.rowsFailed()).setWorkerId(r.worker())).build()).thenRun(ns -> {
             if (ns.allDone()) assemble(ns);
           });
     }

@@ -51,9 +51,9 @@ public final class TransformJobs {
     this.timeout = timeout;
   }
 
-  public static TransformJobs start(ActorSystem<?> system, Config config, Path dataDir, ModelRegistry registry, IdSource ids,
-                                    Duration timeout) {
-    TransformJob.Context ctx = new TransformJob.Context(new SplitRunner(SplitRunner.Settings.of(config, dataDir)),
+  public static TransformJobs start(ActorSystem<?> system, Config config, io.kiln.coordinator.hosting.WorkerHosts hosts,
+                                    ModelRegistry registry, IdSource ids, Duration timeout) {
+    TransformJob.Context ctx = new TransformJob.Context(new SplitRunner(SplitRunner.Settings.of(config), hosts),
         system.dispatchers().lookup(DispatcherSelector.blocking()));
     TransformJobs t = new TransformJobs(system, registry, ctx, timeout);
     String prefix = TransformJob.ENTITY_TYPE + "|";
@@ -146,7 +146,7 @@ public final class TransformJobs {
       ArrayNode sp = n.putArray("splitDetails");
       s.splits.forEach((i, x) -> {
         ObjectNode o = sp.addObject().put("split", i).put("attempts", x.attempts).put("failures", x.failures).put("done", x.done)
-            .put("rowsDone", x.rowsDone).put("rowsFailed", x.rowsFailed);
+            .put("rowsDone", x.rowsDone).put("rowsFailed", x.rowsFailed).put("worker", x.worker);
         if (!x.lastError.isEmpty()) o.put("lastError", x.lastError);
       });
       ArrayNode outs = n.putArray("outputs");

@@ -17,6 +17,7 @@ public final class TransformState {
     public boolean done;
     public long rowsDone;
     public long rowsFailed;
+    public String worker = "";
     public String lastError = "";
   }
 
@@ -68,9 +69,11 @@ public final class TransformState {
         s.done = true;
         s.rowsDone = d.getRowsDone();
         s.rowsFailed = d.getRowsFailed();
+        s.worker = d.getWorkerId();
         rowsDone = splits.values().stream().mapToLong(x -> x.rowsDone).sum();
         rowsFailed = splits.values().stream().mapToLong(x -> x.rowsFailed).sum();
-        history.add(at + " split " + d.getSplit() + " done: " + d.getRowsDone() + " rows, " + d.getRowsFailed() + " failed");
+        history.add(at + " split " + d.getSplit() + " done: " + d.getRowsDone() + " rows, " + d.getRowsFailed() + " failed"
+            + (d.getWorkerId().isEmpty() ? "" : " (worker " + d.getWorkerId() + ")"));
       }
       case SPLIT_FAILED -> {
         var f = e.getSplitFailed();

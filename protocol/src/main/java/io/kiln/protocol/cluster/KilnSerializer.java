@@ -82,6 +82,11 @@ public final class KilnSerializer extends SerializerWithStringManifest {
     } else if (command instanceof WorkerCommand.RegroupTask g) {
       b.setRegroup(io.kiln.protocol.proto.RegroupTaskWire.newBuilder().setJobId(g.jobId()).setTaskId(g.taskId())
           .setGeneration(g.generation()).setReason(g.reason()).setUrgent(g.urgent()));
+    } else if (command instanceof WorkerCommand.StartHosted h) {
+      b.setStartHosted(io.kiln.protocol.proto.StartHostedWire.newBuilder().setSpec(h.spec())
+          .setReplyTo(r.toSerializationFormat(h.replyTo())));
+    } else if (command instanceof WorkerCommand.StopHosted h) {
+      b.setStopHosted(io.kiln.protocol.proto.StopHostedWire.newBuilder().setId(h.id()).setReason(h.reason()));
     } else if (command instanceof WorkerCommand.AttachTask t) {
       b.setAttach(io.kiln.protocol.proto.AttachTaskWire.newBuilder().setJobId(t.jobId()).setTaskId(t.taskId())
           .setReportTo(r.toSerializationFormat(t.reportTo())));
@@ -102,6 +107,9 @@ public final class KilnSerializer extends SerializerWithStringManifest {
           e.getRegroup().getGeneration(), e.getRegroup().getReason(), e.getRegroup().getUrgent());
       case ATTACH -> new WorkerCommand.AttachTask(e.getAttach().getJobId(), e.getAttach().getTaskId(),
           r.<TaskReport>resolveActorRef(e.getAttach().getReportTo()));
+      case START_HOSTED -> new WorkerCommand.StartHosted(e.getStartHosted().getSpec(),
+          r.<io.kiln.protocol.proto.HostedProcessReport>resolveActorRef(e.getStartHosted().getReplyTo()));
+      case STOP_HOSTED -> new WorkerCommand.StopHosted(e.getStopHosted().getId(), e.getStopHosted().getReason());
       case KIND_NOT_SET -> throw new NotSerializableException("WorkerCommandEnvelope without a command");
     };
   }

@@ -12,7 +12,7 @@ import org.apache.pekko.actor.typed.receptionist.ServiceKey;
  */
 public sealed interface WorkerCommand extends KilnWireMessage
     permits WorkerCommand.DescribeWorker, WorkerCommand.StartTask, WorkerCommand.StopTask, WorkerCommand.FormGroup,
-    WorkerCommand.RegroupTask, WorkerCommand.AttachTask {
+    WorkerCommand.RegroupTask, WorkerCommand.AttachTask, WorkerCommand.StartHosted, WorkerCommand.StopHosted {
 
   /** Worker agents register under this key; the scheduler discovers them through the receptionist. */
   ServiceKey<WorkerCommand> SERVICE_KEY = ServiceKey.create(WorkerCommand.class, "kiln-worker");
@@ -46,4 +46,15 @@ public sealed interface WorkerCommand extends KilnWireMessage
    * coordinator listened) go to {@code reportTo} from now on.
    */
   record AttachTask(String jobId, String taskId, ActorRef<TaskReport> reportTo) implements WorkerCommand {}
+
+  /**
+   * Run a deploy-module process (an endpoint replica or a batch-transform split) on this worker; one
+   * {@link io.kiln.protocol.proto.HostedProcessReport} answers: ready, exited or failed. A second
+   * StartHosted with an id that is already running answers that process's report again.
+   */
+  record StartHosted(io.kiln.protocol.proto.HostedProcessSpec spec,
+                     ActorRef<io.kiln.protocol.proto.HostedProcessReport> replyTo) implements WorkerCommand {}
+
+  /** Stop a hosted process (SIGTERM, then SIGKILL); unknown ids are ignored. */
+  record StopHosted(String id, String reason) implements WorkerCommand {}
 }

@@ -3,6 +3,7 @@ package io.kiln.worker.agent;
 import io.kiln.protocol.cluster.WorkerCommand;
 import io.kiln.protocol.proto.WorkerInfo;
 import io.kiln.worker.WorkerSettings;
+import io.kiln.worker.hosting.HostedProcesses;
 import io.kiln.worker.task.GradientSyncFactory;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -46,17 +47,24 @@ public final class WorkerAgent {
     return create(settings, syncFactory, shutdownReason, TaskRegistry.stopWithSystem());
   }
 
+  public static Behavior<WorkerCommand> create(WorkerSettings settings, GradientSyncFactory syncFactory,
+      Supplier<String> shutdownReason, TaskRegistry registry) {
+    return create(settings, syncFactory, shutdownReason, registry, HostedProcesses.none(settings.workerId()));
+  }
+
   /**
    * @param registry the process's running tasks: the agent adopts those still running from a
    *     previous actor system (the coordinator went away and the worker re-joined)
+   * @param hosted the process's hosted processes (endpoint replicas, transform splits), which also
+   *     outlive an actor system
    */
   public static Behavior<WorkerCommand> create(WorkerSettings settings, GradientSyncFactory syncFactory,
-      Supplier<String> shutdownReason, TaskRegistry registry) {
+      Supplier<String> shutdownReason, TaskRegistry registry, HostedProcesses hosted) {
     return Behaviors.setup(ctx -> {
       ctx.getSystem().receptionist().tell(Receptionist.register(WorkerCommand.SERVICE_KEY, ctx.getSelf()));
       ctx.getLog().info("worker agent {} up: {} cpu(s), {} MB, {} gpu(s); registered as {}", settings.workerId(),
           settings.cpus(), settings.memoryMb(), settings.gpus(), WorkerCommand.SERVICE_KEY.id());
-      Agent agent = new Agent(ctx, settings, syncFactory, shutdownReason, registry);
+      Agent agent = new Agent(ctx, settings, syncFactory, shutdownReason, registry, hosted);
       agent.adoptRunning();
       return agent.behavior();
     });
@@ -70,6 +78,7 @@ public final class WorkerAgent {
     private final long startedAt = System.currentTimeMillis();
     private final String host;
     private final TaskRegistry registry;
+    private final HostedProcesses hosted;
     /** Running tasks by task id, in start order. */
     private final Map<String, Running> tasks = new LinkedHashMap<>();
     private long seq;
@@ -77,8 +86,9 @@ public final class WorkerAgent {
     private record Running(String jobId, int cpus, ActorRef<TaskActor.Command> ref) {}
 
     Agent(ActorContext<WorkerCommand> ctx, WorkerSettings settings, GradientSyncFactory syncFactory,
-        Supplier<String> shutdownReason, TaskRegistry registry) {
+        Supplier<String> shutdownReason, TaskRegistry registry, HostedProcesses hosted) {
       this.registry = registry;
+      this.hosted = hosted;
       this.ctx = ctx;
       this.settings = settings;
       this.syncFactory = syncFactory;
@@ -108,6 +118,8 @@ public final class WorkerAgent {
           .onMessage(WorkerCommand.FormGroup.class, this::onFormGroup)
           .onMessage(WorkerCommand.RegroupTask.class, this::onRegroup)
           .onMessage(WorkerCommand.AttachTask.class, this::onAttach)
+          .onMessage(WorkerCommand.StartHosted.class, this::onStartHosted)
+          .onMessage(WorkerCommand.StopHosted.class, this::onStopHosted)
           .onSignal(Terminated.class, this::onTerminated)
           .build();
     }
@@ -118,6 +130,7 @@ public final class WorkerAgent {
           .setHost(host)
           .setResources(settings.resources())
           .addAllRunningTaskIds(tasks.keySet())
+          .addAllHostedProcessIds(hosted.running())
           .setStartedAtMs(startedAt)
           .build());
       return Behaviors.same();
@@ -186,6 +199,20 @@ public final class WorkerAgent {
     private Behavior<WorkerCommand> onRegroup(WorkerCommand.RegroupTask g) {
       Running r = tasks.get(g.taskId());
       if (r != null) r.ref().tell(new TaskActor.Regroup(g.generation(), g.reason(), g.urgent()));
+      return Behaviors.same();
+    }
+
+    /** The process starts and is watched on its own threads; the answer goes straight to the asker. */
+    private Behavior<WorkerCommand> onStartHosted(WorkerCommand.StartHosted h) {
+      ctx.getLog().info("hosting {} ({})", h.spec().getId(), h.spec().getMainClass());
+      hosted.start(h.spec()).thenAccept(h.replyTo()::tell);
+      return Behaviors.same();
+    }
+
+    private Behavior<WorkerCommand> onStopHosted(WorkerCommand.StopHosted h) {
+      Thread t = new Thread(() -> hosted.stop(h.id(), h.reason()), "kiln-hosted-stop");
+      t.setDaemon(true);
+      t.start();
       return Behaviors.same();
     }
 

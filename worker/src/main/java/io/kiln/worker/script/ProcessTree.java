@@ -20,7 +20,7 @@ import java.util.concurrent.TimeUnit;
  * <p>The group is only ever signalled once it is verified that its id is the script's own pid
  * (read from {@code /proc}), never the worker's own group.
  */
-final class ProcessTree {
+public final class ProcessTree {
   private static final Path SETSID = firstExisting("/usr/bin/setsid", "/bin/setsid");
   private static final Path KILL = firstExisting("/usr/bin/kill", "/bin/kill");
 
@@ -38,7 +38,7 @@ final class ProcessTree {
   }
 
   /** Starts {@code pb} (whose command begins with {@code setsid}, see Sandbox) and notes its process group. */
-  static ProcessTree start(ProcessBuilder pb) throws IOException {
+  public static ProcessTree start(ProcessBuilder pb) throws IOException {
     ProcessTree t = new ProcessTree(pb.start());
     if (ownGroupsAvailable() && pb.command().size() > 0 && pb.command().get(0).equals(SETSID.toString())) {
       t.verifyGroup(Duration.ofSeconds(2));
@@ -46,11 +46,11 @@ final class ProcessTree {
     return t;
   }
 
-  Process process() {
+  public Process process() {
     return process;
   }
 
-  long pid() {
+  public long pid() {
     return process.pid();
   }
 
@@ -95,7 +95,7 @@ final class ProcessTree {
    * SIGKILL to whatever is still alive after {@code grace}. Returns whether anything had to be
    * killed with SIGKILL. Safe to call after the script exited (cleans up what it left behind).
    */
-  boolean terminate(Duration grace) {
+  public boolean terminate(Duration grace) {
     Set<ProcessHandle> tree = snapshot();
     if (tree.isEmpty() && !groupAlive()) return false;
     signalGroup("TERM");
