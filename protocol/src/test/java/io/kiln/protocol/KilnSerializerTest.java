@@ -53,6 +53,12 @@ class KilnSerializerTest {
     GroupSpec g = GroupSpec.newBuilder().setGeneration(3).addDataAddresses("127.0.0.1:1").addDataAddresses("127.0.0.1:2")
         .setNcclUniqueId(ByteString.copyFrom(new byte[128])).setBackend("ring").build();
     assertEquals(new WorkerCommand.FormGroup("j", "j-r1", g), roundTrip(new WorkerCommand.FormGroup("j", "j-r1", g)));
+    TestProbe<io.kiln.protocol.proto.HostedProcessReport> hosted = kit.createTestProbe();
+    var spec = io.kiln.protocol.proto.HostedProcessSpec.newBuilder().setId("endpoint/e/g1/a/1").setMainClass("M")
+        .addArgs("--model").addArgs("file:/m").putEnv("KILN_TOKEN", "t").setTimeoutMs(5).build();
+    assertEquals(new WorkerCommand.StartHosted(spec, hosted.ref()), roundTrip(new WorkerCommand.StartHosted(spec, hosted.ref())));
+    assertEquals(new WorkerCommand.StopHosted("endpoint/e/g1/a/1", "drained"),
+        roundTrip(new WorkerCommand.StopHosted("endpoint/e/g1/a/1", "drained")));
   }
 
   @Test

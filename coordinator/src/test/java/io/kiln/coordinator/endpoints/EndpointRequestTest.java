@@ -26,6 +26,28 @@ class EndpointRequestTest {
   }
 
   @Test
+  void multiModelAndMemoryBecomeTheReplicasCommandLine() throws Exception {
+    EndpointRequest r = EndpointRequest.parse(json("""
+        {"name": "mm", "memoryMb": 1024, "idleTimeout": "2s", "variants": [{"modelUri": "/srv/models", "multiModel": true}]}"""), null);
+    assertTrue(r.variants().get(0).multiModel());
+    assertEquals(1024, r.memoryMb());
+    EndpointConfig c = EndpointConfig.newBuilder().setMemoryMb(1024).setIdleTimeoutMs(2000).addVariants(EndpointVariant.newBuilder()
+        .setName("primary").setModelUri("file:///srv/models").setMultiModel(true).setInstances(1)).build();
+    var spec = ReplicaLauncher.spec("mm", 3, c, c.getVariants(0));
+    assertEquals("io.kiln.deploy.ServeMain", spec.getMainClass());
+    assertTrue(spec.getId().startsWith("endpoint/mm/g3/primary/"), spec.getId());
+    String args = String.join(" ", spec.getArgsList());
+    assertTrue(args.contains("--multi-model file:///srv/models") && args.contains("--preload false")
+        && args.contains("--host {worker-host}") && args.contains("--idle-timeout 2000ms") && args.contains("--memory-budget-mb 512"), args);
+    assertEquals(1024, spec.getMemoryMb());
+    assertTrue(spec.getJvmArgsList().contains("-Xmx512m"), spec.getJvmArgsList().toString());
+    assertFalse(spec.getEnvMap().containsKey("KILN_TOKEN"), "the token is added at launch, never in a logged spec");
+    assertTrue(refusal("{\"name\": \"x\", \"variants\": [{\"modelGroup\": \"g\", \"multiModel\": true}]}").contains("modelUri prefix"));
+    assertTrue(refusal("{\"name\": \"x\", \"memoryMb\": 10, \"variants\": [{\"modelUri\": \"/m\"}]}").contains("memoryMb"));
+    assertTrue(refusal("{\"name\": \"x\", \"variants\": [{\"modelUri\": \"/m\", \"multiModel\": \"yes\"}]}").contains("true or false"));
+  }
+
+  @Test
   void parsesVariantsAndOptions() throws Exception {
     EndpointRequest r = EndpointRequest.parse(json("""
         {"name": "churn", "idleTimeout": "90s", "maxConcurrency": 8, "dataCapture": {"uri": "file:/tmp/cap", "percent": 10},
