@@ -240,6 +240,12 @@ class EndpointsEndToEndTest {
       long lostPid = ha.at("/replicas/0/pid").asLong();
       cluster.killWorker(victim, true);
       awaitExit(List.of(lostPid)); // killed with its worker (parent-death signal), not left behind
+      for (int i = 0; i < 20; i++) { // still routed to until the worker is downed: the router retries on the other replica
+        KilnClient.Invocation x = api.invokeEndpoint("ha", "application/json", ROW, null);
+        assertEquals(200, x.status(), "request " + i + " right after the worker died: " + x.body());
+      }
+      assertTrue(Files.readString(options.logsDir().resolve("coordinator.log")).contains("refused the connection"),
+          "the router retried requests that met the dead replica");
       JsonNode healed = waitFor(api, "ha", e -> e.path("replicas").size() == 2
           && e.path("history").toString().contains("left the cluster"), Duration.ofSeconds(90));
       healed.path("replicas").forEach(x -> assertEquals(survivor, x.path("worker").asText(), healed.toString()));

@@ -5,11 +5,13 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Optional;
 import java.util.Set;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionStage;
 import org.apache.pekko.actor.typed.ActorSystem;
 import org.apache.pekko.actor.typed.javadsl.Adapter;
 import org.apache.pekko.event.LoggingAdapter;
 import org.apache.pekko.http.javadsl.Http;
+import org.apache.pekko.http.javadsl.model.HttpEntity;
 import org.apache.pekko.http.javadsl.model.HttpHeader;
 import org.apache.pekko.http.javadsl.model.HttpRequest;
 import org.apache.pekko.http.javadsl.model.HttpResponse;
@@ -20,6 +22,7 @@ import org.apache.pekko.http.javadsl.server.PathMatchers;
 import org.apache.pekko.http.javadsl.server.Route;
 import org.apache.pekko.http.javadsl.settings.ConnectionPoolSettings;
 import org.apache.pekko.stream.Materializer;
+import org.apache.pekko.stream.StreamTcpException;
 
 /**
  * The data plane on the coordinator's port: {@code /endpoints/{name}/invocations} and
@@ -72,17 +75,43 @@ public final class InvocationRouter extends AllDirectives {
               + t.get().status() + (t.get().failureReason().isEmpty() ? "" : ": " + t.get().failureReason()) + ")", List.of())))
           : complete(ApiJson.response(StatusCodes.NOT_FOUND, ApiJson.error("no endpoint " + name, List.of()))));
     }
-    RoutingTable.Lease l = lease.get();
     String query = req.getUri().rawQueryString().map(q -> "?" + q).orElse("");
-    HttpRequest out = HttpRequest.create(l.target().url() + rest + query).withMethod(req.method()).withEntity(req.entity())
+    // the body is read once, so that a request whose replica refused the connection can go to another
+    CompletionStage<HttpResponse> answer = req.entity().toStrict(RESPONSE_TIMEOUT.toMillis(), mat)
+        .thenCompose(body -> send(name, rest + query, req, body, lease.get(), variant.orElse(null), true));
+    return onComplete(answer, t -> t.isSuccess() ? complete(t.get())
+        : complete(ApiJson.response(StatusCodes.BAD_GATEWAY, ApiJson.error("endpoint " + name + ": "
+            + t.failed().get().getMessage(), List.of()))));
+  }
+
+  /**
+   * One attempt on the replica of {@code l}; when the connection itself failed (the replica is gone:
+   * its worker died, it is being replaced) and another replica is there, one more attempt on it. The
+   * request never reached the model then, so trying again cannot predict twice.
+   */
+  private CompletionStage<HttpResponse> send(String name, String pathAndQuery, HttpRequest req, HttpEntity.Strict body,
+                                             RoutingTable.Lease l, String variant, boolean mayRetry) {
+    HttpRequest out = HttpRequest.create(l.target().url() + pathAndQuery).withMethod(req.method()).withEntity(body)
         .addHeader(RawHeader.create("Authorization", "Bearer " + token));
     for (HttpHeader h : req.getHeaders()) if (FORWARDED.contains(h.name().toLowerCase(java.util.Locale.ROOT))) out = out.addHeader(h);
-    CompletionStage<HttpResponse> answer = http.singleRequest(out, http.defaultClientHttpsContext(), pool, log)
+    return http.singleRequest(out, http.defaultClientHttpsContext(), pool, log)
         .thenCompose(r -> r.entity().toStrict(RESPONSE_TIMEOUT.toMillis(), mat).thenApply(e -> r.withEntity(e)))
-        .whenComplete((r, e) -> l.close());
-    return onComplete(answer, t -> t.isSuccess()
-        ? complete(t.get().addHeader(RawHeader.create("X-Kiln-Variant", l.target().variant())))
-        : complete(ApiJson.response(StatusCodes.BAD_GATEWAY, ApiJson.error("endpoint " + name + ": replica "
-            + l.target().url() + " of variant " + l.target().variant() + " failed: " + t.failed().get().getMessage(), List.of()))));
+        .handle((r, e) -> {
+          l.close();
+          if (e == null) {
+            return CompletableFuture.completedFuture(r.addHeader(RawHeader.create("X-Kiln-Variant", l.target().variant())));
+          }
+          Throwable cause = e instanceof java.util.concurrent.CompletionException && e.getCause() != null ? e.getCause() : e;
+          Optional<RoutingTable.Lease> next = mayRetry && cause instanceof StreamTcpException
+              ? endpoints.routing().acquire(name, variant) : Optional.empty();
+          if (next.isPresent() && !next.get().target().url().equals(l.target().url())) {
+            log.warning("endpoint {}: replica {} refused the connection ({}); retrying on {}", name, l.target().url(),
+                cause.getMessage(), next.get().target().url());
+            return send(name, pathAndQuery, req, body, next.get(), variant, false);
+          }
+          next.ifPresent(RoutingTable.Lease::close);
+          return CompletableFuture.<HttpResponse>failedFuture(new IllegalStateException("replica " + l.target().url()
+              + " of variant " + l.target().variant() + " failed: " + cause.getMessage()));
+        }).thenCompose(x -> x);
   }
 }
