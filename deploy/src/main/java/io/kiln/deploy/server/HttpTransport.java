@@ -21,6 +21,7 @@ import io.netty.channel.socket.SocketChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.handler.codec.DateFormatter;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.netty.handler.codec.http.FullHttpMessage;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
@@ -281,7 +282,7 @@ final class HttpTransport implements AutoCloseable {
       // as HttpObjectAggregator does: when the body is already under way, or the client neither waits for
       // 100-continue nor keeps the connection, close after the answer; else skip the body and keep it
       boolean close = !(oversized instanceof HttpRequest)
-          || oversized instanceof io.netty.handler.codec.http.FullHttpMessage
+          || oversized instanceof FullHttpMessage
           || !HttpUtil.is100ContinueExpected(oversized) && !HttpUtil.isKeepAlive(oversized);
       FullHttpResponse out = response(res, HttpVersion.HTTP_1_1);
       if (close) {
