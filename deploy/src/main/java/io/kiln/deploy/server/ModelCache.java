@@ -44,6 +44,8 @@ public final class ModelCache implements AutoCloseable {
     int users;
     boolean evicted;
     long lastUsed = System.nanoTime();
+    /** A moving average of this model's predict time (ns); -1 until its first predict. Racy updates are fine. */
+    volatile long predictNanos = -1;
 
     Entry(String name, Predictor predictor, long bytes, long loadMillis) {
       this.name = name;
@@ -72,6 +74,17 @@ public final class ModelCache implements AutoCloseable {
       return coldStartMillis;
     }
 
+    /** The model's recent predict time (a moving average, ns), or -1 when it has not predicted yet. */
+    public long typicalPredictNanos() {
+      return e.predictNanos;
+    }
+
+    /** Adds one predict's duration to the model's moving average (weight 1/8). */
+    public void recordPredict(long nanos) {
+      long avg = e.predictNanos;
+      e.predictNanos = avg < 0 ? nanos : avg + (nanos - avg) / 8;
+    }
+
     @Override
     public void close() {
       boolean free;
@@ -86,17 +99,20 @@ public final class ModelCache implements AutoCloseable {
     }
   }
 
+  /** The model {@code name} if it is loaded now, else null: never loads, never waits for a load. */
+  public synchronized Lease acquireIfLoaded(String name) {
+    Entry e = lru.get(name);
+    if (e == null) return null;
+    e.users++;
+    return new Lease(e, 0);
+  }
+
   /** The model {@code name}, loading it when needed. Throws {@link ServeException} (404, 507) or the load failure. */
   public Lease acquire(String name) throws Exception {
     long t0 = System.nanoTime();
     while (true) {
-      synchronized (this) {
-        Entry e = lru.get(name);
-        if (e != null) {
-          e.users++;
-          return new Lease(e, 0);
-        }
-      }
+      Lease loaded = acquireIfLoaded(name);
+      if (loaded != null) return loaded;
       CompletableFuture<Entry> mine = new CompletableFuture<>();
       CompletableFuture<Entry> f = loading.putIfAbsent(name, mine);
       if (f == null) {

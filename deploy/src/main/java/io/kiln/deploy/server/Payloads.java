@@ -1,5 +1,7 @@
 package io.kiln.deploy.server;
 
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -26,7 +28,9 @@ public final class Payloads {
   static float[][] parseInvocation(byte[] body, String contentType) {
     if (body.length == 0) throw ServeException.badRequest("empty request body");
     if (isCsv(contentType)) return parseCsv(new String(body, StandardCharsets.UTF_8));
-    JsonNode n = readJson(body);
+    float[][] plain = plainRows(body);
+    if (plain != null) return plain;
+    JsonNode n = readJson(body); // the general case, and every error message
     JsonNode rows = n.isObject() ? n.get("instances") : n;
     if (rows == null) throw ServeException.badRequest("JSON body needs an \"instances\" array (e.g. {\"instances\": [[1.0, 2.0]]})");
     if (!rows.isArray() || rows.isEmpty()) throw ServeException.badRequest("\"instances\" must be a non-empty array");
@@ -39,6 +43,81 @@ public final class Payloads {
       out[i] = row(r, i);
     }
     return out;
+  }
+
+  /**
+   * The common shapes ({@code {"instances": [[..], ..]}}, {@code [[..], ..]}, {@code [..]}: numbers
+   * only) read with the streaming parser, without building a tree (W4's hot path: a third of the time
+   * and far less garbage for a 784-number row). Null for anything else, malformed input included: the
+   * tree parser then gives the same answer, or the error message, as for any other body.
+   */
+  static float[][] plainRows(byte[] body) {
+    try (JsonParser p = JSON.getFactory().createParser(body)) {
+      JsonToken t = p.nextToken();
+      if (t == JsonToken.START_OBJECT) {
+        float[][] rows = null;
+        while ((t = p.nextToken()) == JsonToken.FIELD_NAME) {
+          String field = p.currentName();
+          t = p.nextToken();
+          if (!field.equals("instances")) {
+            p.skipChildren();
+          } else {
+            if (rows != null || t != JsonToken.START_ARRAY) return null; // a repeated key: the tree keeps the last
+            rows = arrayRows(p);
+            if (rows == null) return null;
+          }
+        }
+        return t == JsonToken.END_OBJECT ? rows : null;
+      }
+      return t == JsonToken.START_ARRAY ? arrayRows(p) : null;
+    } catch (IOException | RuntimeException e) {
+      return null;
+    }
+  }
+
+  /** After the {@code [} of the instances: {@code [..], ..]} (rows) or {@code n, ..]} (one row); null otherwise. */
+  private static float[][] arrayRows(JsonParser p) throws IOException {
+    JsonToken t = p.nextToken();
+    if (t == JsonToken.START_ARRAY) {
+      List<float[]> rows = new ArrayList<>(4);
+      float[] buf = new float[64];
+      while (t == JsonToken.START_ARRAY) {
+        int n = 0;
+        while ((t = p.nextToken()) != JsonToken.END_ARRAY) {
+          if (n == buf.length) buf = java.util.Arrays.copyOf(buf, n * 2);
+          if (!number(p, t, buf, n++)) return null;
+        }
+        rows.add(java.util.Arrays.copyOf(buf, n));
+        t = p.nextToken();
+      }
+      return t == JsonToken.END_ARRAY ? rows.toArray(new float[0][]) : null;
+    }
+    float[] buf = new float[64];
+    int n = 0;
+    for (; t != JsonToken.END_ARRAY; t = p.nextToken()) {
+      if (n == buf.length) buf = java.util.Arrays.copyOf(buf, n * 2);
+      if (!number(p, t, buf, n++)) return null;
+    }
+    return n == 0 ? null : new float[][] {java.util.Arrays.copyOf(buf, n)};
+  }
+
+  /** Stores the current number as the tree's {@code floatValue()} would; false when it is not a plain number. */
+  private static boolean number(JsonParser p, JsonToken t, float[] buf, int i) throws IOException {
+    if (t == JsonToken.VALUE_NUMBER_INT) {
+      switch (p.getNumberType()) {
+        case INT -> buf[i] = p.getIntValue();
+        case LONG -> buf[i] = p.getLongValue();
+        default -> {
+          return false;
+        }
+      }
+      return true;
+    }
+    if (t == JsonToken.VALUE_NUMBER_FLOAT) {
+      buf[i] = (float) p.getDoubleValue(); // as the tree: a double, then float
+      return true;
+    }
+    return false;
   }
 
   private static float[] row(JsonNode r, int index) {

@@ -3,43 +3,46 @@ package io.kiln.deploy.server;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.kiln.deploy.predictor.Predictor;
-import org.apache.pekko.http.javadsl.model.HttpRequest;
-import org.apache.pekko.http.javadsl.model.HttpResponse;
 
-/** Open Inference Protocol v2 (KServe): health, server and model metadata, infer. Versions are accepted and ignored (one version per name). */
+/**
+ * Open Inference Protocol v2 (KServe): health, server and model metadata, infer. Versions are
+ * accepted and ignored (one version per name). {@code inline}: see {@link Router}.
+ */
 final class V2 {
   private V2() {}
 
-  static HttpResponse route(ModelServer s, String[] seg, HttpRequest req, byte[] body, boolean get, boolean post)
+  static ServeResponse route(ModelServer s, String[] seg, ServeRequest req, boolean get, boolean post, boolean inline)
       throws Exception {
     if (get && seg.length == 1) {
-      return ModelServer.json(200, "{\"name\":\"kiln\",\"version\":\"1\",\"extensions\":[]}".getBytes());
+      return ServeResponse.json(200, "{\"name\":\"kiln\",\"version\":\"1\",\"extensions\":[]}");
     }
     if (get && seg.length == 3 && seg[1].equals("health") && (seg[2].equals("live") || seg[2].equals("ready"))) {
-      return ModelServer.json(200, ("{\"" + seg[2] + "\":true}").getBytes());
+      return ServeResponse.json(200, "{\"" + seg[2] + "\":true}");
     }
-    if (seg.length < 3 || !seg[1].equals("models")) throw ServeException.notFound("no route " + req.getUri().path());
+    if (seg.length < 3 || !seg[1].equals("models")) throw ServeException.notFound("no route " + req.path());
     String name = seg[2];
     int rest = 3;
     if (seg.length >= 5 && seg[3].equals("versions")) rest = 5;
     String op = seg.length > rest ? seg[rest] : "";
-    if (seg.length > rest + 1) throw ServeException.notFound("no route " + req.getUri().path());
+    if (seg.length > rest + 1) throw ServeException.notFound("no route " + req.path());
+    if (post && op.equals("infer")) {
+      byte[] body = req.body();
+      float[][] rows = Payloads.parseV2(body);
+      ModelServer.Result r = s.predict(name, rows, inline);
+      byte[] out = Payloads.formatV2(name, Payloads.v2Id(body), r.out());
+      s.capture(name, "application/json", body, "application/json", out);
+      return ModelServer.withCold(ServeResponse.json(200, out), r.coldStartMillis());
+    }
+    if (inline) throw ModelServer.Offload.INSTANCE; // metadata may load the model, ready looks it up
     if (get && op.isEmpty()) return metadata(s, name);
     if (get && op.equals("ready")) {
       s.cache().source().locate(name); // 404 when there is no such model
-      return ModelServer.json(200, ("{\"name\":\"" + name + "\",\"ready\":true}").getBytes());
+      return ServeResponse.json(200, "{\"name\":\"" + name + "\",\"ready\":true}");
     }
-    if (post && op.equals("infer")) {
-      float[][] rows = Payloads.parseV2(body);
-      ModelServer.Result r = s.predict(name, rows);
-      byte[] out = Payloads.formatV2(name, Payloads.v2Id(body), r.out());
-      new Router(s).capture(name, "application/json", body, "application/json", out);
-      return ModelServer.withCold(ModelServer.json(200, out), r.coldStartMillis());
-    }
-    throw ServeException.notFound("no route " + req.method().value() + " " + req.getUri().path());
+    throw ServeException.notFound("no route " + req.method() + " " + req.path());
   }
 
-  private static HttpResponse metadata(ModelServer s, String name) throws Exception {
+  private static ServeResponse metadata(ModelServer s, String name) throws Exception {
     try (ModelCache.Lease l = s.cache().acquire(name)) {
       Predictor p = l.predictor();
       ObjectNode o = Payloads.JSON.createObjectNode();
@@ -58,7 +61,7 @@ final class V2 {
         ArrayNode names = out.putArray("column_names");
         p.outputNames().forEach(names::add);
       }
-      return ModelServer.json(200, Payloads.bytes(o));
+      return ServeResponse.json(200, Payloads.bytes(o));
     }
   }
 }

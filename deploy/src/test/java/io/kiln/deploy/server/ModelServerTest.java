@@ -139,25 +139,9 @@ class ModelServerTest {
   @Test
   void concurrencyLimitAnswers429() throws Exception {
     server.close();
-    CountDownLatch entered = new CountDownLatch(1);
-    CountDownLatch release = new CountDownLatch(1);
-    ModelSource slow = new ModelSource() { // the first load blocks: that request holds the only slot
-      @Override
-      public Path locate(String n) throws java.io.IOException {
-        entered.countDown();
-        try {
-          release.await();
-        } catch (InterruptedException e) {
-          throw new java.io.InterruptedIOException();
-        }
-        return model;
-      }
-
-      @Override
-      public String defaultModel() {
-        return "km";
-      }
-    };
+    BlockingSource slow = new BlockingSource("km", model); // the first load blocks: that request holds the only slot
+    CountDownLatch entered = slow.loading;
+    CountDownLatch release = slow.release;
     server = ModelServer.start(slow, ServerOptions.defaults(Http.TOKEN).withMaxConcurrency(1));
     int port = server.port();
     ExecutorService ex = Executors.newSingleThreadExecutor();
