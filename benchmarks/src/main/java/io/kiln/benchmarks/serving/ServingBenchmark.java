@@ -30,7 +30,9 @@ import java.util.concurrent.locks.LockSupport;
 /**
  * W4 (endpoint overhead at 1,000 req/s, open loop, vs in-process predict), W6 (multi-model cold load,
  * 1,000 models, budget 100) and W7 (serverless cold start) against real ServeMain processes
- * (docs/benchmarks.md). Usage: {@code ServingBenchmark [w4] [w6] [w7] [--rate 1000] [--seconds 10]}.
+ * (docs/benchmarks.md). Usage: {@code ServingBenchmark [w4] [w6] [w7] [w4-router] [--rate 1000] [--seconds 10]};
+ * {@code w4-router} (not in the default set) measures a managed endpoint: the same model deployed on a
+ * local cluster (a replica hosted by a worker), wrk through the coordinator's router and straight at the replica.
  */
 public final class ServingBenchmark {
   public static void main(String[] args) throws Exception {
@@ -49,6 +51,7 @@ public final class ServingBenchmark {
     Path tmp = Files.createTempDirectory("kiln-serving-bench-");
     Path mlp = writeMlp(tmp.resolve("mlp"));
     if (which.contains("w4")) w4(repo, tmp, mlp, rate, seconds);
+    if (which.contains("w4-router")) w4Router(repo, tmp, mlp, rate, seconds);
     if (which.contains("w6")) w6(repo, tmp);
     if (which.contains("w7")) w7(repo, tmp, mlp);
     System.exit(0);
@@ -110,6 +113,42 @@ public final class ServingBenchmark {
             w.p50() - ms(inproc, 0.5), w.p99() - ms(inproc, 0.99));
       } else {
         System.out.println("W4: wrk not found (apt-get install wrk): no second-process measurement");
+      }
+    }
+  }
+
+  static void w4Router(Path repo, Path tmp, Path mlp, int rate, int seconds) throws Exception {
+    if (!WrkLoad.available()) {
+      System.out.println("W4 router: wrk not found (apt-get install wrk)");
+      return;
+    }
+    String body = row(new Random(1));
+    float[][] x = new float[1][784];
+    String[] cells = body.replaceAll("[^0-9,]", "").split(",");
+    for (int j = 0; j < 784; j++) x[0][j] = Float.parseFloat(cells[j]);
+    long[] inproc;
+    try (Predictor p = PredictorLoader.load(mlp)) {
+      paced(rate, rate * 2, () -> p.predict(x));
+      inproc = paced(rate, rate * seconds, () -> p.predict(x));
+    }
+    Path dataDir = Files.createTempDirectory("kiln-w4-router-");
+    try (io.kiln.cli.local.LocalCluster cluster = io.kiln.cli.local.LocalCluster.start(io.kiln.cli.local.LocalCluster.Options
+        .builder().repoRoot(repo).dataDir(dataDir).workers(1).apiPort(0).clusterPort(0).killOnExit(true).build())) {
+      io.kiln.sdk.KilnClient api = cluster.client();
+      api.createEndpoint(Map.of("name", "w4", "variants", List.of(Map.of("modelUri", mlp.toString()))));
+      var ep = api.awaitEndpoint("w4", java.time.Duration.ofMinutes(3));
+      if (!"InService".equals(ep.path("status").asText())) throw new IllegalStateException("endpoint not in service: " + ep);
+      String token = Files.readString(dataDir.resolve("token")).trim();
+      String routed = cluster.apiUrl() + "/endpoints/w4/invocations";
+      String direct = ep.at("/replicas/0/url").asText() + "/invocations";
+      System.out.printf(Locale.ROOT, "W4 in-process predict (1 row, MLP 784-256-128-10): p50 %.3f ms p99 %.3f ms (n=%d)%n",
+          ms(inproc, 0.5), ms(inproc, 0.99), inproc.length);
+      for (String[] t : new String[][] {{"replica on the worker, direct", direct}, {"through the coordinator's router", routed}}) {
+        WrkLoad.run(t[1], token, body, rate, 3); // warm-up
+        WrkLoad.Result w = WrkLoad.run(t[1], token, body, rate, seconds);
+        System.out.printf(Locale.ROOT, "W4 managed endpoint, %s (wrk): %.0f req/s, p50 %.3f ms p99 %.3f ms max %.3f ms "
+            + "(n=%d, errors %d); overhead p50 %.3f ms, p99 %.3f ms%n", t[0], w.rate(), w.p50(), w.p99(), w.max(), w.requests(),
+            w.errors(), w.p50() - ms(inproc, 0.5), w.p99() - ms(inproc, 0.99));
       }
     }
   }
