@@ -108,6 +108,72 @@ class BatchTransformEndToEndTest {
     }
   }
 
+  @Test
+  void aSplitWhoseWorkerDiesIsRetriedOnAnotherWorker() throws Exception {
+    Path model = work.resolve("model");
+    Files.createDirectories(model);
+    ByteBuffer b = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
+    for (float v : new float[] {0, 0, 10, 10}) b.putFloat(v);
+    Files.write(model.resolve("centroids.f32"), b.array());
+    Files.writeString(model.resolve("kiln-model.json"), "{\"format\":\"kiln-kmeans-v1\",\"algorithm\":\"kmeans\",\"k\":2,"
+        + "\"num_features\":2,\"centroids_file\":\"centroids.f32\"}");
+    List<String> lines = new ArrayList<>();
+    for (int i = 0; i < 100; i++) lines.add(i % 2 == 0 ? "9.5,10" : "0.1,0.2");
+    Files.write(work.resolve("rows.csv"), lines);
+    LocalCluster.Options options = LocalCluster.Options.builder()
+        .repoRoot(ClusterEndToEndTest.REPO).dataDir(dataDir).workers(2).apiPort(0).clusterPort(0).journal("h2")
+        .coordinatorProperty("kiln.transform.test.hang-once-split", "0")
+        .readyTimeout(Duration.ofSeconds(120)).killOnExit(true).build();
+    try (LocalCluster cluster = LocalCluster.start(options)) {
+      Api api = new Api(cluster.apiUrl(), Files.readString(dataDir.resolve("token")).trim());
+      HttpResponse<String> r = api.post(Map.of("name", "w", "modelUri", model.toString(), "input",
+          work.resolve("rows.csv").toString(), "output", work.resolve("out").toString(), "splits", 2, "maxRetries", 1));
+      assertEquals(202, r.statusCode(), r.body());
+      // find the worker whose hosted process is split 0 (hanging on its first attempt), and kill it
+      String host = null;
+      long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+      Path hung = work.resolve("out/.fail-once-0"); // written by the split when it starts hanging
+      while ((host == null || !Files.exists(hung)) && System.nanoTime() < deadline) {
+        for (LocalCluster.Node n : cluster.workers()) {
+          // the command line as /proc gives it (arguments() is empty for long ones); the marker comes before the classpath
+          boolean hosts = n.handle().map(h -> h.descendants().anyMatch(d -> d.info().commandLine()
+              .map(c -> c.contains("-Dkiln.transform.split=w/0 ")).orElse(false))).orElse(false);
+          if (hosts) {
+            host = n.name();
+          }
+        }
+        Thread.sleep(200);
+      }
+      if (host == null) {
+        StringBuilder procs = new StringBuilder();
+        for (LocalCluster.Node n : cluster.workers()) {
+          n.handle().ifPresent(h -> h.descendants().forEach(d -> procs.append(n.name()).append(": ")
+              .append(d.info().commandLine().orElse("?")).append('\n')));
+        }
+        fail("split 0 was not seen running on a worker: " + api.get("w").body() + "\n" + procs);
+      }
+      cluster.killWorker(host, true);
+      JsonNode j;
+      try {
+        j = api.await("w", Duration.ofSeconds(90));
+      } catch (AssertionError e) {
+        StringBuilder logs = new StringBuilder();
+        try (var files = Files.walk(dataDir)) {
+          for (Path f : files.filter(f -> f.toString().endsWith(".log")).toList()) {
+            logs.append("==== ").append(f).append('\n').append(LocalCluster.logTail(f, 40)).append('\n');
+          }
+        }
+        throw new AssertionError(e.getMessage() + "\n" + logs, e);
+      }
+      assertEquals("Completed", j.path("status").asText(), j.toPrettyString());
+      assertEquals(100, j.path("rowsDone").asLong(), j.toString());
+      assertEquals(2, j.at("/splitDetails/0/attempts").asInt(), j.toString());
+      assertTrue(j.at("/splitDetails/0/lastError").asText().contains("left"), j.toString());
+      assertNotEquals(host, j.at("/splitDetails/0/worker").asText(), "the retry ran on the surviving worker: " + j);
+      assertEquals(100, Files.readAllLines(work.resolve("out/rows.csv.out")).size());
+    }
+  }
+
   private record Api(String url, String token) {
     HttpResponse<String> post(Map<String, Object> body) throws Exception {
       return HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(url + "/api/v1/transform-jobs"))
@@ -121,7 +187,11 @@ class BatchTransformEndToEndTest {
     }
 
     JsonNode await(String name) throws Exception {
-      long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+      return await(name, Duration.ofSeconds(60));
+    }
+
+    JsonNode await(String name, Duration timeout) throws Exception {
+      long deadline = System.nanoTime() + timeout.toNanos();
       JsonNode j = null;
       while (System.nanoTime() < deadline) {
         HttpResponse<String> r = get(name);

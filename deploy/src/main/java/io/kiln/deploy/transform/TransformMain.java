@@ -39,7 +39,8 @@ import java.util.stream.Stream;
  *
  * <p>Fault injection (tests only): with {@code -Dkiln.transform.test.fail-once-split=i}, split i exits 3
  * on its first attempt (it leaves a marker {@code .fail-once-i} in the output folder and fails; the next
- * attempt sees the marker and runs normally).
+ * attempt sees the marker and runs normally). {@code -Dkiln.transform.test.hang-once-split=i}: split i
+ * hangs on its first attempt instead (same marker), e.g. until its worker is killed.
  */
 public final class TransformMain {
   static final ObjectMapper JSON = new ObjectMapper();
@@ -112,6 +113,17 @@ public final class TransformMain {
         System.out.println(PREFIX + "failing split " + o.split() + " on purpose (kiln.transform.test.fail-once-split)");
         System.out.flush();
         System.exit(3);
+      }
+    }
+    String hangOnce = System.getProperty("kiln.transform.test.hang-once-split");
+    if (hangOnce != null && Integer.parseInt(hangOnce) == o.split()) {
+      Files.createDirectories(o.output());
+      Path marker = o.output().resolve(".fail-once-" + o.split());
+      if (!Files.exists(marker)) {
+        Files.writeString(marker, "hung once\n");
+        System.out.println(PREFIX + "hanging split " + o.split() + " on purpose (kiln.transform.test.hang-once-split)");
+        System.out.flush();
+        Thread.sleep(Long.MAX_VALUE);
       }
     }
     List<Path> files = inputs(o.input());
