@@ -253,7 +253,24 @@ class EndpointsEndToEndTest {
         KilnClient.Invocation x = api.invokeEndpoint("ha", "application/json", ROW, null);
         assertEquals(200, x.status(), x.body());
       }
+
+      // the last worker freezes (SIGSTOP) long enough to be downed, then thaws and re-joins with its
+      // replicas still running: the coordinator replaced them meanwhile, so it stops them then
+      List<Long> frozenReplicas = new ArrayList<>();
+      healed.path("replicas").forEach(x -> frozenReplicas.add(x.path("pid").asLong()));
+      long workerPid = cluster.node(survivor).orElseThrow().pid();
+      signal("STOP", workerPid);
+      Thread.sleep(12_000);
+      signal("CONT", workerPid);
+      JsonNode back = waitFor(api, "ha", e -> e.path("replicas").size() == 2 && e.path("replicas").findValues("pid").stream()
+          .noneMatch(p -> frozenReplicas.contains(p.asLong())), Duration.ofSeconds(120));
+      awaitExit(frozenReplicas);
+      assertEquals(200, api.invokeEndpoint("ha", "application/json", ROW, null).status(), back.toString());
     }
+  }
+
+  private static void signal(String sig, long pid) throws Exception {
+    assertEquals(0, new ProcessBuilder("kill", "-" + sig, Long.toString(pid)).inheritIO().start().waitFor());
   }
 
   private static JsonNode waitFor(KilnClient api, String name, java.util.function.Predicate<JsonNode> done, Duration timeout)

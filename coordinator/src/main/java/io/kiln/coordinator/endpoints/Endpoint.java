@@ -254,18 +254,20 @@ public final class Endpoint extends EventSourcedBehavior<Endpoint.Command, Endpo
   }
 
   /**
-   * A replica whose worker left the cluster is gone with it: route around it at once (the next tick
-   * starts a replacement, see {@link #refill}).
+   * A replica whose worker is unreachable or left the cluster is gone for us: route around it at
+   * once (the next tick starts a replacement, see {@link #refill}); should the worker come back, the
+   * old replica is stopped then.
    */
   private Effect<EndpointEvent, EndpointState> replaceLost(EndpointState s) {
     EndpointReplica gone = s.replicas().stream().filter(r -> !c.launcher().workerLive(r)).findFirst().orElse(null);
     if (gone == null) return refill(s);
     EndpointEvent e = event().setReplicaRemoved(EndpointReplicaRemoved.newBuilder().setUrl(gone.getUrl())
-        .setReason("its worker " + gone.getWorkerId() + " left the cluster")).build();
+        .setReason("its worker " + gone.getWorkerId() + " became unreachable or left the cluster")).build();
     return Effect().persist(e).thenRun(ns -> {
       c.routing().set(name, ns.config(), ns.replicas());
       c.routing().forget(gone.getUrl());
       ctx.getLog().warn("endpoint {}: replica {} lost with worker {}", name, gone.getUrl(), gone.getWorkerId());
+      c.launcher().stop(gone, "replaced: its worker was unreachable"); // if the worker comes back, so does the stop
     });
   }
 

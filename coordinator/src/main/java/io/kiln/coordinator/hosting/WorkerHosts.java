@@ -43,6 +43,11 @@ public final class WorkerHosts {
   /** Ids seen live since this coordinator started: only those can be known to have left. */
   private final Set<String> seen = ConcurrentHashMap.newKeySet();
   private final Map<String, AtomicInteger> hostedBy = new ConcurrentHashMap<>();
+  /**
+   * Stops asked for while the worker was unreachable or gone: sent when it is back (a worker that
+   * re-joins keeps its hosted processes, which must not outlive the replica the coordinator replaced).
+   */
+  private final Map<String, Set<String>> pendingStops = new ConcurrentHashMap<>();
 
   private record Described(ActorRef<WorkerCommand> ref, WorkerInfo info) {}
 
@@ -59,6 +64,10 @@ public final class WorkerHosts {
         ids.forEach((ref, id) -> { if (listed.contains(ref)) m.put(id, ref); });
         seen.addAll(m.keySet());
         byId = Map.copyOf(m);
+        m.forEach((id, ref) -> {
+          Set<String> stops = pendingStops.remove(id);
+          if (stops != null) stops.forEach(p -> ref.tell(new WorkerCommand.StopHosted(p, "replaced while its worker was away")));
+        });
       };
       return Behaviors.receiveMessage(msg -> {
         if (msg instanceof Receptionist.Listing l) {
@@ -132,8 +141,10 @@ public final class WorkerHosts {
   public void stop(String workerId, String id, String reason) {
     release(workerId);
     ActorRef<WorkerCommand> ref = byId.get(workerId);
-    if (ref == null || id.isEmpty()) {
-      system.log().info("hosted process {}: worker {} is not here to stop it", id, workerId);
+    if (id.isEmpty()) return;
+    if (ref == null) {
+      system.log().info("hosted process {}: worker {} is not reachable; stopping it when the worker is back", id, workerId);
+      pendingStops.computeIfAbsent(workerId, k -> ConcurrentHashMap.newKeySet()).add(id);
       return;
     }
     ref.tell(new WorkerCommand.StopHosted(id, reason));
