@@ -134,6 +134,15 @@ class EndpointsEndToEndTest {
       assertTrue(bad.path("failureReason").asText().contains("corrupt"), bad.toString());
       assertEquals(503, api.invokeEndpoint("bad", "application/json", ROW, null).status());
 
+      // a replica process that dies while its worker lives (out of memory, killed) is noticed and replaced
+      JsonNode victim = api.getEndpoint("ep").at("/replicas/1");
+      ProcessHandle.of(victim.path("pid").asLong()).orElseThrow().descendants().forEach(ProcessHandle::destroyForcibly);
+      String victimUrl = victim.path("url").asText();
+      ep = waitFor(api, "ep", e -> e.path("replicas").size() == 2 && e.path("history").toString().contains("stopped answering")
+          && e.path("replicas").findValues("url").stream().noneMatch(u -> u.asText().equals(victimUrl)), Duration.ofSeconds(60));
+      KilnClient.Invocation again = api.invokeEndpoint("ep", "application/json", ROW, victim.path("variant").asText());
+      assertEquals(200, again.status(), again.body());
+
       List<Long> pids = new ArrayList<>();
       ep.path("replicas").forEach(x -> pids.add(x.path("pid").asLong()));
       api.deleteEndpoint("ep");

@@ -66,6 +66,9 @@ public final class Endpoint extends EventSourcedBehavior<Endpoint.Command, Endpo
 
   private enum Tick implements Command { INSTANCE }
 
+  /** The result of a health round: replicas that did not answer {@code /ping}. */
+  private record HealthChecked(List<EndpointReplica> silent) implements Command {}
+
   /** What the entity works with: processes, routes, the blocking pool and autoscaling knobs. */
   public record Context(ReplicaLauncher launcher, RoutingTable routing, java.util.concurrent.Executor blocking,
                         Autoscale autoscale) {}
@@ -90,6 +93,11 @@ public final class Endpoint extends EventSourcedBehavior<Endpoint.Command, Endpo
   private final Map<String, Long> highSince = new HashMap<>();
   private boolean scaling;
   private long lastRefillFailure = System.nanoTime() - java.util.concurrent.TimeUnit.MINUTES.toNanos(1);
+  /** Health rounds: one at a time, every {@link #HEALTH_EVERY}; a replica silent twice in a row is replaced. */
+  private static final long HEALTH_EVERY = java.util.concurrent.TimeUnit.SECONDS.toNanos(3);
+  private long lastHealth = System.nanoTime();
+  private boolean checking;
+  private final Map<String, Integer> silentRounds = new HashMap<>();
 
   private Endpoint(String name, Context c, ActorContext<Command> ctx) {
     super(persistenceId(name));
@@ -131,6 +139,7 @@ public final class Endpoint extends EventSourcedBehavior<Endpoint.Command, Endpo
           return Effect().none();
         })
         .onCommand(Tick.class, this::onTick)
+        .onCommand(HealthChecked.class, this::onHealthChecked)
         .build();
   }
 
@@ -218,6 +227,7 @@ public final class Endpoint extends EventSourcedBehavior<Endpoint.Command, Endpo
     if (scaling || s.status() != EndpointState.Status.InService || s.config() == null) return Effect().none();
     Effect<EndpointEvent, EndpointState> lost = replaceLost(s);
     if (lost != null) return lost;
+    checkHealth(s);
     long now = System.nanoTime();
     for (EndpointVariant v : s.config().getVariantsList()) {
       if (v.getMaxInstances() <= v.getInstances()) continue;
@@ -268,6 +278,39 @@ public final class Endpoint extends EventSourcedBehavior<Endpoint.Command, Endpo
       c.routing().forget(gone.getUrl());
       ctx.getLog().warn("endpoint {}: replica {} lost with worker {}", name, gone.getUrl(), gone.getWorkerId());
       c.launcher().stop(gone, "replaced: its worker was unreachable"); // if the worker comes back, so does the stop
+    });
+  }
+
+  /**
+   * A replica process can end while its worker lives (out of memory, killed): every few seconds the
+   * replicas are pinged off the actor; one silent in two rounds in a row is removed and stopped, and
+   * {@link #refill} starts its replacement. Two rounds, so that one busy moment is not a death.
+   */
+  private void checkHealth(EndpointState s) {
+    if (checking || System.nanoTime() - lastHealth < HEALTH_EVERY || s.replicas().isEmpty()) return;
+    checking = true;
+    lastHealth = System.nanoTime();
+    List<EndpointReplica> rs = List.copyOf(s.replicas());
+    ctx.pipeToSelf(CompletableFuture.supplyAsync(() -> rs.stream().filter(r -> !c.launcher().ping(r)).toList(), c.blocking()),
+        (silent, err) -> new HealthChecked(silent == null ? List.of() : silent));
+  }
+
+  private Effect<EndpointEvent, EndpointState> onHealthChecked(EndpointState s, HealthChecked h) {
+    checking = false;
+    Set<String> silentNow = h.silent().stream().map(EndpointReplica::getUrl).collect(Collectors.toSet());
+    silentRounds.keySet().retainAll(silentNow);
+    silentNow.forEach(u -> silentRounds.merge(u, 1, Integer::sum));
+    if (s.status() != EndpointState.Status.InService) return Effect().none();
+    EndpointReplica dead = s.replicas().stream().filter(r -> silentRounds.getOrDefault(r.getUrl(), 0) >= 2).findFirst().orElse(null);
+    if (dead == null) return Effect().none();
+    silentRounds.remove(dead.getUrl());
+    EndpointEvent e = event().setReplicaRemoved(EndpointReplicaRemoved.newBuilder().setUrl(dead.getUrl())
+        .setReason("it stopped answering /ping on worker " + dead.getWorkerId())).build();
+    return Effect().persist(e).thenRun(ns -> {
+      c.routing().set(name, ns.config(), ns.replicas());
+      c.routing().forget(dead.getUrl());
+      ctx.getLog().warn("endpoint {}: replica {} stopped answering; replacing it", name, dead.getUrl());
+      c.launcher().stop(dead, "stopped answering /ping");
     });
   }
 

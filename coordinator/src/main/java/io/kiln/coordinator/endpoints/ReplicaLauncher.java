@@ -145,6 +145,11 @@ public final class ReplicaLauncher {
     hosts.stop(r.getWorkerId(), r.getProcessId(), reason);
   }
 
+  /** Whether the replica answers {@code /ping} now (2 s timeout). */
+  public boolean ping(EndpointReplica r) {
+    return ping(r.getUrl());
+  }
+
   private boolean ping(String url) {
     try {
       HttpResponse<Void> r = http.send(HttpRequest.newBuilder(URI.create(url + "/ping")).timeout(Duration.ofSeconds(2))
