@@ -190,6 +190,26 @@ class DataPlaneTest {
   }
 
   @Test
+  void replicaThatDoesNotAnswerInTimeIs502() throws Exception {
+    ServerSocket silent = new ServerSocket(0); // accepts (the kernel does) and never answers
+    closing.add(silent);
+    String url = "http://127.0.0.1:" + silent.getLocalPort();
+    RoutingTable table = new RoutingTable();
+    table.set("e", config("a"), List.of(replica("a", url), replica("a", live)));
+    try (DataPlane quick = new DataPlane(RouterSettings.local(Duration.ofMillis(300)), table,
+        name -> CompletableFuture.failedFuture(EndpointException.notFound(name)), ApiToken.loadOrCreate(dir))) {
+      long t0 = System.nanoTime();
+      HttpResponse<String> r = post(quick.url(), "/endpoints/e/invocations", token);
+      assertEquals(502, r.statusCode(), r.body());
+      assertTrue(r.body().contains("gave no answer within 300 ms"), r.body());
+      assertTrue(System.nanoTime() - t0 < 5_000_000_000L);
+      assertEquals(0, served.get(), "a request that may have reached its replica is not sent again");
+      assertEquals(0, table.endpointInFlight("e"));
+      assertEquals(0, table.inFlight(url));
+    }
+  }
+
+  @Test
   void errorsAndAuthentication() throws Exception {
     routing.set("e", config("a", "b"), List.of(replica("a", live)));
     assertEquals(401, post(plane.url(), "/endpoints/e/invocations", null).statusCode());
