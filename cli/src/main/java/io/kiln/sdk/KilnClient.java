@@ -53,6 +53,8 @@ public final class KilnClient {
     private final Supplier<String> token;
     private final Duration requestTimeout;
     private final HttpClient http;
+    /** The router's data-plane base URL ("": the coordinator shows none); null: not asked yet. */
+    private volatile String dataPlaneUrl;
 
     /** A client for this base URL (e.g. {@code http://127.0.0.1:7480}) and token (may be null). */
     public KilnClient(String apiUrl, String token) {
@@ -404,13 +406,15 @@ public final class KilnClient {
         }
     }
 
-    /** An answer of the router: status, body, and the variant that served it. */
     /** An answer through the router: status, body, the variant that served it, the cold-start ms (0: warm). */
     public record Invocation(int status, String body, String variant, long coldStartMs) {}
 
     /**
      * {@code POST /endpoints/{name}/invocations} through the coordinator's router; {@code targetVariant}
-     * (null: by weight) picks a variant. Any status comes back (no exception for 4xx/5xx).
+     * (null: by weight) picks a variant. Any status comes back (no exception for 4xx/5xx). Goes to
+     * the router's data-plane listener (faster than the API port) once its URL is known: it is read
+     * from the first endpoint view fetched here ({@code invocationUrl}) and kept; an unknown endpoint,
+     * or a coordinator that shows no such URL, is invoked through the API port.
      */
     public Invocation invokeEndpoint(String name, String contentType, String body, String targetVariant) {
         return invokeEndpoint(name, contentType, body, targetVariant, null);
@@ -419,13 +423,46 @@ public final class KilnClient {
     /** As above; {@code targetModel} (multi-model variants) names the model under the variant's prefix. */
     public Invocation invokeEndpoint(String name, String contentType, String body, String targetVariant, String targetModel) {
         String path = "/endpoints/" + encode(name) + "/invocations";
-        HttpRequest.Builder b = request(path, requestTimeout).header("Content-Type", contentType)
+        String base = dataPlaneUrl(name);
+        HttpResponse<String> r = null;
+        if (base != null) {
+            try {
+                r = invoke(base, path, contentType, body, targetVariant, targetModel);
+            } catch (KilnConnectionException e) {
+                if (!isConnectRefused(e)) throw e;
+                dataPlaneUrl = null; // the coordinator restarted on another port: ask again, or use the API port
+                base = dataPlaneUrl(name);
+            }
+        }
+        if (r == null) r = invoke(base != null ? base : apiUrl, path, contentType, body, targetVariant, targetModel);
+        return new Invocation(r.statusCode(), r.body(), r.headers().firstValue("X-Kiln-Variant").orElse(null),
+                r.headers().firstValue("X-Kiln-Cold-Start-Ms").map(Long::parseLong).orElse(0L));
+    }
+
+    private HttpResponse<String> invoke(String base, String path, String contentType, String body, String targetVariant,
+                                        String targetModel) {
+        HttpRequest.Builder b = request(base, path, requestTimeout).header("Content-Type", contentType)
                 .POST(HttpRequest.BodyPublishers.ofString(body, StandardCharsets.UTF_8));
         if (targetVariant != null) b.header("X-Kiln-Target-Variant", targetVariant);
         if (targetModel != null) b.header("X-Amzn-SageMaker-Target-Model", targetModel);
-        HttpResponse<String> r = exchange(b.build(), HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8), "POST", path);
-        return new Invocation(r.statusCode(), r.body(), r.headers().firstValue("X-Kiln-Variant").orElse(null),
-                r.headers().firstValue("X-Kiln-Cold-Start-Ms").map(Long::parseLong).orElse(0L));
+        return exchange(b.build(), HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8), "POST", path);
+    }
+
+    /** The data-plane listener's base URL, from {@code name}'s view when not known yet; null: use the API port. */
+    private String dataPlaneUrl(String name) {
+        String known = dataPlaneUrl;
+        if (known == null) {
+            String u;
+            try {
+                u = getEndpoint(name).path("invocationUrl").asText("");
+            } catch (KilnApiException e) {
+                return null; // e.g. no such endpoint: the API port's router says so
+            }
+            int i = u.indexOf("/endpoints/");
+            known = i > 0 ? u.substring(0, i) : "";
+            dataPlaneUrl = known;
+        }
+        return known.isEmpty() ? null : known;
     }
 
     private static String encode(String s) {
@@ -463,7 +500,11 @@ public final class KilnClient {
     }
 
     private HttpRequest.Builder request(String path, Duration timeout) {
-        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(apiUrl + path))
+        return request(apiUrl, path, timeout);
+    }
+
+    private HttpRequest.Builder request(String base, String path, Duration timeout) {
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path))
                 .header("Accept", "application/json");
         if (timeout != null) {
             b.timeout(timeout);

@@ -145,6 +145,40 @@ class KilnClientTest {
     }
 
     @Test
+    void invocationsGoToTheDataPlaneUrlOfTheEndpointView() throws Exception {
+        try (StubServer plane = new StubServer(); StubServer moved = new StubServer()) {
+            for (StubServer p : List.of(plane, moved)) {
+                p.on("POST /endpoints/ep/invocations", ex -> {
+                    ex.getResponseHeaders().set("X-Kiln-Variant", "a");
+                    StubServer.sendJson(ex, 200, "{\"predictions\":[[1]]}");
+                });
+            }
+            server.json("GET /api/v1/endpoints/ep", 200, "{\"name\":\"ep\",\"invocationUrl\":\"" + plane.url()
+                    + "/endpoints/ep/invocations\"}")
+                    .json("POST /endpoints/nope/invocations", 404, "{\"error\":\"no endpoint nope\"}");
+            for (int i = 0; i < 3; i++) {
+                KilnClient.Invocation r = client.invokeEndpoint("ep", "application/json", "{\"instances\":[[1]]}", null);
+                assertEquals(200, r.status(), r.body());
+                assertEquals("a", r.variant());
+            }
+            assertEquals(3, plane.requests().size());
+            assertEquals("Bearer s3cret-token", plane.requests().get(0).authorization());
+            assertEquals(List.of("GET /api/v1/endpoints/ep"), server.requests().stream().map(x -> x.method() + " " + x.path()).toList(),
+                    "the data-plane URL is asked once, and invocations do not go to the API port");
+
+            // no such endpoint: the API port's router answers
+            assertEquals(404, client.invokeEndpoint("nope", "application/json", "{}", null).status());
+
+            // the coordinator restarted: its data-plane port moved; the old one refuses, the view is asked again
+            String old = plane.url();
+            plane.close();
+            server.json("GET /api/v1/endpoints/ep", 200, "{\"invocationUrl\":\"" + moved.url() + "/endpoints/ep/invocations\"}");
+            assertEquals(200, client.invokeEndpoint("ep", "application/json", "{}", null).status(), "after " + old);
+            assertEquals(1, moved.requests().size());
+        }
+    }
+
+    @Test
     void connectionRefusedSaysHowToStartACoordinator() throws Exception {
         int port;
         try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {

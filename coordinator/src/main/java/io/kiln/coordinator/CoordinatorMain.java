@@ -109,9 +109,12 @@ public final class CoordinatorMain {
     io.kiln.coordinator.hosting.WorkerHosts hosts = new io.kiln.coordinator.hosting.WorkerHosts(system);
     io.kiln.coordinator.endpoints.Endpoints endpoints = io.kiln.coordinator.endpoints.Endpoints.start(system, config,
         hosts, token.value(), models, readJournal::currentPersistenceIds, askTimeout);
-    extensions.add(new io.kiln.coordinator.endpoints.EndpointRoutes(endpoints, new io.kiln.coordinator.endpoints.InvocationRouter(
-        system, endpoints, token.value(), config.getInt("kiln.endpoints.router.max-connections"),
-        config.getInt("kiln.endpoints.router.max-open-requests"))));
+    // the data plane: a Netty listener of its own, and the same forwarding behind /endpoints on the API port
+    io.kiln.coordinator.endpoints.DataPlane dataPlane = io.kiln.coordinator.endpoints.DataPlane.start(system, config, endpoints, token);
+    log.info("Kiln endpoint data plane listening on {} ({}): {}/endpoints/<name>/invocations", dataPlane.url(),
+        dataPlane.transport(), dataPlane.url());
+    extensions.add(new io.kiln.coordinator.endpoints.EndpointRoutes(endpoints,
+        new io.kiln.coordinator.endpoints.InvocationRouter(dataPlane.forwarder()), dataPlane.url()));
     extensions.add(new io.kiln.coordinator.transform.TransformRoutes(io.kiln.coordinator.transform.TransformJobs.start(
         system, config, hosts, models, readJournal::currentPersistenceIds, askTimeout)));
     ApiRoutes routes = new ApiRoutes(system, jobs, telemetry, token, askTimeout, extensions);
@@ -125,7 +128,7 @@ public final class CoordinatorMain {
     Path info = dataDir.resolve("coordinator.json");
     Path tmp = Files.createTempFile(dataDir, ".coordinator", ".json");
     Files.writeString(tmp, new ObjectMapper().writeValueAsString(Map.of(
-        "apiUrl", apiUrl, "pid", ProcessHandle.current().pid(),
+        "apiUrl", apiUrl, "dataPlaneUrl", dataPlane.url(), "pid", ProcessHandle.current().pid(),
         "clusterPort", config.getInt("kiln.cluster.port"))));
     Files.move(tmp, info, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     system.getWhenTerminated().thenRun(() -> {

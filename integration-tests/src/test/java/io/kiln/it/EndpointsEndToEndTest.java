@@ -75,6 +75,19 @@ class EndpointsEndToEndTest {
       assertEquals(200, oip.statusCode(), oip.body());
       assertEquals(0, KilnClient.MAPPER.readTree(oip.body()).at("/outputs/0/data/0").asInt(), oip.body());
       assertEquals(401, unauthenticated(cluster.apiUrl() + "/endpoints/ep/invocations"));
+      // the router's own data-plane listener (the endpoint view names it; KilnClient uses it)
+      String invocationUrl = ep.path("invocationUrl").asText();
+      assertTrue(invocationUrl.endsWith("/endpoints/ep/invocations") && !invocationUrl.startsWith(cluster.apiUrl()), ep.toString());
+      HttpResponse<String> fast = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(invocationUrl))
+          .header("Authorization", "Bearer " + token).header("Content-Type", "application/json")
+          .POST(HttpRequest.BodyPublishers.ofString(ROW)).build(), HttpResponse.BodyHandlers.ofString());
+      assertEquals(200, fast.statusCode(), fast.body());
+      assertEquals("a", fast.headers().firstValue("X-Kiln-Variant").orElse(null));
+      assertEquals(0, KilnClient.MAPPER.readTree(fast.body()).at("/predictions/0/0").asInt(), fast.body());
+      assertEquals(401, unauthenticated(invocationUrl));
+      String coordinatorLog = Files.readString(options.logsDir().resolve("coordinator.log"));
+      assertTrue(coordinatorLog.contains("data plane listening on " + invocationUrl.replace("/endpoints/ep/invocations", "")),
+          "the coordinator logs the data-plane URL");
 
       // blue/green to two variants while a client sends requests continuously
       AtomicBoolean stop = new AtomicBoolean();

@@ -32,7 +32,8 @@ import java.util.concurrent.locks.LockSupport;
  * 1,000 models, budget 100) and W7 (serverless cold start) against real ServeMain processes
  * (docs/benchmarks.md). Usage: {@code ServingBenchmark [w4] [w6] [w7] [w4-router] [--rate 1000] [--seconds 10]};
  * {@code w4-router} (not in the default set) measures a managed endpoint: the same model deployed on a
- * local cluster (a replica hosted by a worker), wrk through the coordinator's router and straight at the replica.
+ * local cluster (a replica hosted by a worker), wrk straight at the replica, through the router's data-plane
+ * port ({@code invocationUrl}) and through the router on the coordinator's API port.
  */
 public final class ServingBenchmark {
   public static void main(String[] args) throws Exception {
@@ -139,16 +140,23 @@ public final class ServingBenchmark {
       var ep = api.awaitEndpoint("w4", java.time.Duration.ofMinutes(3));
       if (!"InService".equals(ep.path("status").asText())) throw new IllegalStateException("endpoint not in service: " + ep);
       String token = Files.readString(dataDir.resolve("token")).trim();
-      String routed = cluster.apiUrl() + "/endpoints/w4/invocations";
+      String apiPort = cluster.apiUrl() + "/endpoints/w4/invocations";
+      String dataPlane = ep.path("invocationUrl").asText();
       String direct = ep.at("/replicas/0/url").asText() + "/invocations";
       System.out.printf(Locale.ROOT, "W4 in-process predict (1 row, MLP 784-256-128-10): p50 %.3f ms p99 %.3f ms (n=%d)%n",
           ms(inproc, 0.5), ms(inproc, 0.99), inproc.length);
-      for (String[] t : new String[][] {{"replica on the worker, direct", direct}, {"through the coordinator's router", routed}}) {
-        WrkLoad.run(t[1], token, body, rate, 3); // warm-up
+      String[][] targets = {{"replica on the worker, direct", direct},
+          {"through the router's data-plane port", dataPlane}, {"through the router on the API port", apiPort}};
+      for (String[] t : targets) WrkLoad.run(t[1], token, body, rate, 3); // warm-up (JIT of every hop) before any is measured
+      WrkLoad.Result first = null;
+      for (String[] t : targets) {
         WrkLoad.Result w = WrkLoad.run(t[1], token, body, rate, seconds);
         System.out.printf(Locale.ROOT, "W4 managed endpoint, %s (wrk): %.0f req/s, p50 %.3f ms p99 %.3f ms max %.3f ms "
-            + "(n=%d, errors %d); overhead p50 %.3f ms, p99 %.3f ms%n", t[0], w.rate(), w.p50(), w.p99(), w.max(), w.requests(),
-            w.errors(), w.p50() - ms(inproc, 0.5), w.p99() - ms(inproc, 0.99));
+            + "(n=%d, errors %d); overhead p50 %.3f ms, p99 %.3f ms%s%n", t[0], w.rate(), w.p50(), w.p99(), w.max(), w.requests(),
+            w.errors(), w.p50() - ms(inproc, 0.5), w.p99() - ms(inproc, 0.99), first == null ? ""
+                : String.format(Locale.ROOT, "; router hop over direct p50 %.3f ms, p99 %.3f ms", w.p50() - first.p50(),
+                    w.p99() - first.p99()));
+        if (first == null) first = w;
       }
     }
   }

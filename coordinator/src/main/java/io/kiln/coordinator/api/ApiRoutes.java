@@ -104,7 +104,7 @@ public final class ApiRoutes extends AllDirectives {
   private Route authenticated(java.util.function.Function<String, Route> inner) {
     return optionalHeaderValueByName("Authorization", h -> {
       if (token.accepts(h.orElse(null))) return inner.apply(LOCAL_USER);
-      return json(StatusCodes.UNAUTHORIZED, error(h.isPresent() ? "invalid API token" : "missing bearer token: send 'Authorization: Bearer <token>' (the token is in the coordinator's data dir, file 'token')", List.of()));
+      return json(StatusCodes.UNAUTHORIZED, error(ApiToken.refusal(h.orElse(null)), List.of()));
     });
   }
 

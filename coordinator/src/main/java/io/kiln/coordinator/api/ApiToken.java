@@ -49,6 +49,12 @@ public final class ApiToken {
     return MessageDigest.isEqual(given, token);
   }
 
+  /** Why a request with this {@code Authorization} header value (null: none) was refused (the 401's message). */
+  public static String refusal(String authorizationHeader) {
+    return authorizationHeader != null ? "invalid API token"
+        : "missing bearer token: send 'Authorization: Bearer <token>' (the token is in the coordinator's data dir, file 'token')";
+  }
+
   /** The token itself, for processes the coordinator starts (endpoint replicas check the same one). */
   public String value() {
     return new String(token, StandardCharsets.UTF_8);

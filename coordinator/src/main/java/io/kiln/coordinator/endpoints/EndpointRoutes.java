@@ -21,16 +21,23 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Endpoints in the REST API: {@code /api/v1/endpoints[/{name}]} (POST create, GET list/describe,
- * PUT update = blue/green, DELETE), and the router {@code /endpoints/{name}/...} ({@link InvocationRouter}).
+ * PUT update = blue/green, DELETE), and the router {@code /endpoints/{name}/...} on the API port ({@link InvocationRouter}).
  */
 public final class EndpointRoutes extends AllDirectives implements ApiExtension {
   private static final Logger log = LoggerFactory.getLogger(EndpointRoutes.class);
   private final Endpoints endpoints;
   private final InvocationRouter router;
+  private final String dataPlaneUrl;
 
-  public EndpointRoutes(Endpoints endpoints, InvocationRouter router) {
+  /** {@code dataPlaneUrl}: the base URL of the data-plane listener, shown in each endpoint's {@code invocationUrl}. */
+  public EndpointRoutes(Endpoints endpoints, InvocationRouter router, String dataPlaneUrl) {
     this.endpoints = endpoints;
     this.router = router;
+    this.dataPlaneUrl = dataPlaneUrl;
+  }
+
+  private ObjectNode view(EndpointState s, boolean full) {
+    return EndpointViews.endpoint(s, endpoints.routing(), dataPlaneUrl, full);
   }
 
   @Override
@@ -40,21 +47,21 @@ public final class EndpointRoutes extends AllDirectives implements ApiExtension 
             post(() -> body(b -> answer(call(() -> endpoints.create(EndpointRequest.parse(b, null), user)),
                 StatusCodes.ACCEPTED, s -> {
                   log.info("endpoint {} created by {}", s.name(), user);
-                  return EndpointViews.endpoint(s, endpoints.routing(), true);
+                  return view(s, true);
                 }))),
             get(() -> answer(endpoints.list(), StatusCodes.OK, all -> {
               ObjectNode n = ApiJson.obj();
               ArrayNode arr = n.putArray("endpoints");
-              all.forEach(s -> arr.add(EndpointViews.endpoint(s, endpoints.routing(), false)));
+              all.forEach(s -> arr.add(view(s, false)));
               return n;
             })))),
         path(PathMatchers.segment(), name -> concat(
-            get(() -> answer(endpoints.get(name), StatusCodes.OK, s -> EndpointViews.endpoint(s, endpoints.routing(), true))),
+            get(() -> answer(endpoints.get(name), StatusCodes.OK, s -> view(s, true))),
             put(() -> body(b -> answer(call(() -> endpoints.update(EndpointRequest.parse(b, name), user)),
-                StatusCodes.ACCEPTED, s -> EndpointViews.endpoint(s, endpoints.routing(), true)))),
+                StatusCodes.ACCEPTED, s -> view(s, true)))),
             delete(() -> answer(endpoints.delete(name, user), StatusCodes.OK, s -> {
               log.info("endpoint {} deleted by {}", name, user);
-              return EndpointViews.endpoint(s, endpoints.routing(), true);
+              return view(s, true);
             }))))));
   }
 

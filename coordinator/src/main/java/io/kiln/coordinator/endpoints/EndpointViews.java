@@ -12,9 +12,11 @@ import java.time.Instant;
 final class EndpointViews {
   private EndpointViews() {}
 
-  static ObjectNode endpoint(EndpointState s, RoutingTable routing, boolean full) {
+  /** {@code dataPlaneUrl}: the data-plane listener's base URL (the endpoint's {@code invocationUrl} is below it). */
+  static ObjectNode endpoint(EndpointState s, RoutingTable routing, String dataPlaneUrl, boolean full) {
     ObjectNode n = ApiJson.obj();
     n.put("name", s.name()).put("status", s.status().name()).put("generation", s.generation());
+    n.put("invocationUrl", dataPlaneUrl + "/endpoints/" + s.name() + "/invocations");
     if (!s.failureReason().isEmpty()) n.put("failureReason", s.failureReason());
     n.put("createdBy", s.createdBy()).put("createdAt", Instant.ofEpochMilli(s.createdAt()).toString())
         .put("updatedAt", Instant.ofEpochMilli(s.updatedAt()).toString());

@@ -8,9 +8,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
 
 /**
  * The router's view of every endpoint: which replicas serve each variant, with what weight, and
@@ -62,6 +64,7 @@ public final class RoutingTable {
   private final Map<String, Routes> routes = new ConcurrentHashMap<>();
   private final Map<String, Target> targets = new ConcurrentHashMap<>();
   private final Map<String, AtomicInteger> endpointInFlight = new ConcurrentHashMap<>();
+  private final List<Consumer<String>> forgotten = new CopyOnWriteArrayList<>();
 
   /** Routes {@code endpoint}'s traffic to {@code replicas} from now on (atomically). */
   public void set(String endpoint, EndpointConfig config, List<EndpointReplica> replicas) {
@@ -143,8 +146,14 @@ public final class RoutingTable {
     return n == null ? 0 : n.get();
   }
 
-  /** Forgets a stopped replica's counters. */
+  /** Forgets a stopped replica's counters (and tells the listeners, which close their connections to it). */
   public void forget(String url) {
     targets.remove(url);
+    for (Consumer<String> l : forgotten) l.accept(url);
+  }
+
+  /** Calls {@code listener} with each replica URL {@link #forget} is called with from now on. */
+  public void onForget(Consumer<String> listener) {
+    forgotten.add(listener);
   }
 }
