@@ -1,6 +1,7 @@
 package io.kiln.cli;
 
 import io.kiln.sdk.KilnSettings;
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.net.ConnectException;
 import java.net.URI;
@@ -60,7 +61,7 @@ public final class InvokeCommand implements Callable<Integer> {
         URI u;
         if (!url.contains("://")) {
             if (s.apiUrl() == null) throw new UsageException("no coordinator for endpoint " + url + ": start one (kiln local up) or give --api-url");
-            u = URI.create(s.apiUrl() + "/endpoints/" + java.net.URLEncoder.encode(url, java.nio.charset.StandardCharsets.UTF_8) + "/invocations");
+            u = managedUrl(s, url);
         } else {
             u = URI.create(url);
         }
@@ -90,5 +91,28 @@ public final class InvokeCommand implements Callable<Integer> {
         r.headers().firstValue("X-Kiln-Cold-Start-Ms").ifPresent(ms -> err.println("(cold start: " + ms + " ms)"));
         out.flush();
         return ExitCodes.OK;
+    }
+
+    /**
+     * A managed endpoint's invocation URL: its {@code invocationUrl} (the coordinator's data-plane
+     * port, the fast way in) when the coordinator shows one, else the router on the API port.
+     */
+    private static URI managedUrl(KilnSettings s, String name) {
+        String enc = java.net.URLEncoder.encode(name, java.nio.charset.StandardCharsets.UTF_8);
+        URI viaApi = URI.create(s.apiUrl() + "/endpoints/" + enc + "/invocations");
+        if (s.token() == null) return viaApi;
+        try {
+            HttpResponse<String> r = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(s.apiUrl()
+                    + "/api/v1/endpoints/" + enc)).timeout(Duration.ofSeconds(10)).header("Authorization", "Bearer " + s.token())
+                    .GET().build(), HttpResponse.BodyHandlers.ofString());
+            if (r.statusCode() != 200) return viaApi;
+            String u = io.kiln.sdk.KilnClient.MAPPER.readTree(r.body()).path("invocationUrl").asText("");
+            return u.isEmpty() ? viaApi : URI.create(u);
+        } catch (IOException | IllegalArgumentException e) {
+            return viaApi;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return viaApi;
+        }
     }
 }

@@ -269,7 +269,9 @@ class EndpointsEndToEndTest {
       assertTrue(Files.readString(options.logsDir().resolve("coordinator.log")).contains("refused the connection"),
           "the router retried requests that met the dead replica");
       JsonNode healed = waitFor(api, "ha", e -> e.path("replicas").size() == 2
-          && e.path("history").toString().contains("left the cluster"), Duration.ofSeconds(90));
+          // whichever notices first: the worker unreachable, or the replica silent in the health rounds
+          && e.path("history").toString().contains("replica removed")
+          && e.path("replicas").findValues("worker").stream().allMatch(w -> w.asText().equals(survivor)), Duration.ofSeconds(90));
       healed.path("replicas").forEach(x -> assertEquals(survivor, x.path("worker").asText(), healed.toString()));
       for (int i = 0; i < 20; i++) {
         KilnClient.Invocation x = api.invokeEndpoint("ha", "application/json", ROW, null);
