@@ -9,8 +9,6 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -33,13 +31,7 @@ class BatchTransformEndToEndTest {
 
   @Test
   void transformRetriesASplitAndCountsFailedRows() throws Exception {
-    Path model = work.resolve("model");
-    Files.createDirectories(model);
-    ByteBuffer b = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
-    for (float v : new float[] {0, 0, 10, 10}) b.putFloat(v);
-    Files.write(model.resolve("centroids.f32"), b.array());
-    Files.writeString(model.resolve("kiln-model.json"), "{\"format\":\"kiln-kmeans-v1\",\"algorithm\":\"kmeans\",\"k\":2,"
-        + "\"num_features\":2,\"centroids_file\":\"centroids.f32\"}");
+    Path model = EndpointsEndToEndTest.kmeans(work.resolve("model"), new float[] {0, 0, 10, 10});
     Path data = work.resolve("data");
     Files.createDirectories(data);
     List<String> lines = new ArrayList<>();
@@ -110,13 +102,7 @@ class BatchTransformEndToEndTest {
 
   @Test
   void aSplitWhoseWorkerDiesIsRetriedOnAnotherWorker() throws Exception {
-    Path model = work.resolve("model");
-    Files.createDirectories(model);
-    ByteBuffer b = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
-    for (float v : new float[] {0, 0, 10, 10}) b.putFloat(v);
-    Files.write(model.resolve("centroids.f32"), b.array());
-    Files.writeString(model.resolve("kiln-model.json"), "{\"format\":\"kiln-kmeans-v1\",\"algorithm\":\"kmeans\",\"k\":2,"
-        + "\"num_features\":2,\"centroids_file\":\"centroids.f32\"}");
+    Path model = EndpointsEndToEndTest.kmeans(work.resolve("model"), new float[] {0, 0, 10, 10});
     List<String> lines = new ArrayList<>();
     for (int i = 0; i < 100; i++) lines.add(i % 2 == 0 ? "9.5,10" : "0.1,0.2");
     Files.write(work.resolve("rows.csv"), lines);

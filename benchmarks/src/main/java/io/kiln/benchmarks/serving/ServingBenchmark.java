@@ -79,16 +79,20 @@ public final class ServingBenchmark {
     return sb.append("]]}").toString();
   }
 
-  static void w4(Path repo, Path tmp, Path mlp, int rate, int seconds) throws Exception {
-    String body = row(new Random(1));
+  /** The floor: {@code body}'s row predicted in this JVM, paced at {@code rate} (after a 2 s warm-up); latencies in ns, sorted. */
+  static long[] inProcess(Path mlp, String body, int rate, int seconds) throws Exception {
     float[][] x = new float[1][784];
     String[] cells = body.replaceAll("[^0-9,]", "").split(",");
     for (int j = 0; j < 784; j++) x[0][j] = Float.parseFloat(cells[j]);
-    long[] inproc;
     try (Predictor p = PredictorLoader.load(mlp)) {
       paced(rate, rate * 2, () -> p.predict(x)); // warm-up
-      inproc = paced(rate, rate * seconds, () -> p.predict(x));
+      return paced(rate, rate * seconds, () -> p.predict(x));
     }
+  }
+
+  static void w4(Path repo, Path tmp, Path mlp, int rate, int seconds) throws Exception {
+    String body = row(new Random(1));
+    long[] inproc = inProcess(mlp, body, rate, seconds);
     try (ServeProcess s = new ServeProcess(repo, tmp.resolve("w4-serve.log"), "--model", mlp.toString())) {
       AtomicLong errors = new AtomicLong();
       Work call = () -> {
@@ -124,14 +128,7 @@ public final class ServingBenchmark {
       return;
     }
     String body = row(new Random(1));
-    float[][] x = new float[1][784];
-    String[] cells = body.replaceAll("[^0-9,]", "").split(",");
-    for (int j = 0; j < 784; j++) x[0][j] = Float.parseFloat(cells[j]);
-    long[] inproc;
-    try (Predictor p = PredictorLoader.load(mlp)) {
-      paced(rate, rate * 2, () -> p.predict(x));
-      inproc = paced(rate, rate * seconds, () -> p.predict(x));
-    }
+    long[] inproc = inProcess(mlp, body, rate, seconds);
     Path dataDir = Files.createTempDirectory("kiln-w4-router-");
     try (io.kiln.cli.local.LocalCluster cluster = io.kiln.cli.local.LocalCluster.start(io.kiln.cli.local.LocalCluster.Options
         .builder().repoRoot(repo).dataDir(dataDir).workers(1).apiPort(0).clusterPort(0).killOnExit(true).build())) {

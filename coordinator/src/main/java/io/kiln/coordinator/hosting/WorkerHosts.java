@@ -8,7 +8,6 @@ import java.time.Duration;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
@@ -161,35 +160,31 @@ public final class WorkerHosts {
    * at once (under the lock), so that processes started together spread out.
    */
   private Map.Entry<String, ActorRef<WorkerCommand>> pick(String id) {
-    Map.Entry<String, ActorRef<WorkerCommand>> w = choose(id);
+    awaitWorkers(id);
     synchronized (this) {
       Map.Entry<String, ActorRef<WorkerCommand>> best = byId.entrySet().stream()
           .min(Comparator.<Map.Entry<String, ActorRef<WorkerCommand>>>comparingInt(e -> count(e.getKey())).thenComparing(Map.Entry::getKey))
-          .orElse(w);
+          .orElseThrow(() -> noWorker(id));
       hostedBy.computeIfAbsent(best.getKey(), k -> new AtomicInteger()).incrementAndGet();
       return best;
     }
   }
 
-  /** Waits a moment for workers right after a start; throws when there are none. */
-  private Map.Entry<String, ActorRef<WorkerCommand>> choose(String id) {
-    List<Map.Entry<String, ActorRef<WorkerCommand>>> live = List.copyOf(byId.entrySet());
-    // just after a (coordinator) start the workers are joining: give them a moment
-    for (int i = 0; i < 50 && live.isEmpty(); i++) {
+  /** Just after a (coordinator) start the workers are joining: waits up to 5 s for one; throws when there is none. */
+  private void awaitWorkers(String id) {
+    for (int i = 0; i < 50 && byId.isEmpty(); i++) {
       try {
         Thread.sleep(100);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         break;
       }
-      live = List.copyOf(byId.entrySet());
     }
-    if (live.isEmpty()) {
-      throw new HostingException("no worker is registered to run " + id + ": start a worker (kiln local up starts "
-          + "two) and try again");
-    }
-    return live.stream().min(Comparator.<Map.Entry<String, ActorRef<WorkerCommand>>>comparingInt(w -> count(w.getKey()))
-        .thenComparing(Map.Entry::getKey)).orElseThrow();
+    if (byId.isEmpty()) throw noWorker(id);
+  }
+
+  private static HostingException noWorker(String id) {
+    return new HostingException("no worker is registered to run " + id + ": start a worker (kiln local up starts two) and try again");
   }
 
   private int count(String worker) {
